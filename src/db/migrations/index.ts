@@ -1,0 +1,14 @@
+/**
+ * Migrations are listed here rather than discovered on disk, so they work the same from TypeScript sources,
+ * compiled output and the Docker image. Add a file, then add it to this list; never edit a released one.
+ */
+import type { Migration, MigrationProvider } from 'kysely';
+import * as m0001 from './0001_initial';
+
+const migrations: Record<string, Migration> = {
+  '0001_initial': m0001,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};

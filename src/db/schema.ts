@@ -1,0 +1,140 @@
+/** Kysely table types for both schemas. `sync.*` is the engine's state; `crm.*` is the built-in CRM. */
+import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Json<T extends object | null> = JSONColumnType<T, string, string>;
+
+export interface PolicyTable {
+  name: string;
+  settings: Json<Record<string, unknown>>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface MailboxTable {
+  id: string; // user principal name, lower-cased
+  display_name: string | null;
+  crm_user_id: string;
+  policy_name: string | null;
+  enrolled_at: Generated<Date>;
+}
+
+export interface CursorTable {
+  mailbox_id: string;
+  record_type: string;
+  exchange_folder_id: string | null;
+  delta_link: string | null;
+  pending_delta_link: string | null;
+  next_link: string | null;
+  crm_watermark: string | null;
+  pending_crm_watermark: string | null;
+  updated_at: Generated<Date>;
+}
+
+export interface StagedChangeTable {
+  mailbox_id: string;
+  record_type: string;
+  side: 'exchange' | 'crm';
+  external_id: string;
+  removed: boolean;
+  change_key: string | null;
+  payload: Json<Record<string, unknown>> | null;
+  staged_at: Generated<Date>;
+}
+
+export interface MappingTable {
+  mailbox_id: string;
+  record_type: string;
+  crm_id: string;
+  exchange_id: string;
+  sync_id: string;
+  crm_fingerprint: string | null;
+  exchange_change_key: string | null;
+  exchange_fingerprint: string | null;
+  updated_at: Generated<Date>;
+}
+
+export interface OperationTable {
+  id: Generated<string>;
+  cycle_id: string;
+  mailbox_id: string;
+  record_type: string;
+  seq: number;
+  side: 'exchange' | 'crm' | 'mapping';
+  kind: string;
+  crm_id: string | null;
+  exchange_id: string | null;
+  sync_id: string;
+  payload: Json<Record<string, unknown>> | null;
+  reason: string;
+  status: Generated<'pending' | 'done' | 'failed' | 'skipped'>;
+  attempts: Generated<number>;
+  error: string | null;
+  done_at: Date | null;
+}
+
+export interface CycleTable {
+  id: Generated<string>;
+  mailbox_id: string;
+  started_at: Generated<Date>;
+  ended_at: Date | null;
+  status: 'running' | 'done' | 'failed';
+  summary: Json<Record<string, unknown>> | null;
+}
+
+export interface LogTable {
+  id: Generated<string>;
+  mailbox_id: string;
+  cycle_id: string | null;
+  at: Generated<Date>;
+  level: 'error' | 'warn' | 'info' | 'verbose';
+  record_type: string | null;
+  side: string | null;
+  item_id: string | null;
+  message: string;
+}
+
+export interface CrmUserTable {
+  id: Generated<string>;
+  email: string;
+  display_name: string;
+  workgroup: string | null;
+  time_zone: Generated<string>;
+}
+
+export interface CrmContactTable {
+  id: Generated<string>;
+  owner_id: string | null;
+  first_name: string | null;
+  last_name: string | null;
+  email: string | null;
+  phone: string | null;
+  mobile: string | null;
+  company: string | null;
+  job_title: string | null;
+  department: string | null;
+  street: string | null;
+  city: string | null;
+  state: string | null;
+  postal_code: string | null;
+  country: string | null;
+  notes: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  deleted_at: Date | null;
+  change_txid: Generated<string>;
+  changed_by: Generated<string | null>;
+}
+
+export interface Database {
+  'sync.policy': PolicyTable;
+  'sync.mailbox': MailboxTable;
+  'sync.cursor': CursorTable;
+  'sync.staged_change': StagedChangeTable;
+  'sync.mapping': MappingTable;
+  'sync.operation': OperationTable;
+  'sync.cycle': CycleTable;
+  'sync.log': LogTable;
+  'crm.users': CrmUserTable;
+  'crm.contacts': CrmContactTable;
+}
