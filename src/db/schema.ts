@@ -82,6 +82,20 @@ export interface CycleTable {
   summary: Json<Record<string, unknown>> | null;
 }
 
+export interface ConflictTable {
+  id: Generated<string>;
+  cycle_id: string;
+  mailbox_id: string;
+  record_type: string;
+  crm_id: string;
+  exchange_id: string;
+  rule: string;
+  outcome: string;
+  crm_version: Json<Record<string, unknown>> | null;
+  exchange_version: Json<Record<string, unknown>> | null;
+  at: Generated<Date>;
+}
+
 export interface LogTable {
   id: Generated<string>;
   mailbox_id: string;
@@ -134,6 +148,7 @@ export interface Database {
   'sync.mapping': MappingTable;
   'sync.operation': OperationTable;
   'sync.cycle': CycleTable;
+  'sync.conflict': ConflictTable;
   'sync.log': LogTable;
   'crm.users': CrmUserTable;
   'crm.contacts': CrmContactTable;

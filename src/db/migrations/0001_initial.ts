@@ -107,6 +107,21 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`create index operation_pending on sync.operation (cycle_id, record_type, seq) where status = 'pending'`.execute(db);
 
   await sql`
+    create table sync.conflict (
+      id bigserial primary key,
+      cycle_id bigint not null references sync.cycle(id) on delete cascade,
+      mailbox_id text not null references sync.mailbox(id) on delete cascade,
+      record_type text not null,
+      crm_id text not null,
+      exchange_id text not null,
+      rule text not null,
+      outcome text not null,
+      crm_version jsonb,
+      exchange_version jsonb,
+      at timestamptz not null default now()
+    )`.execute(db);
+
+  await sql`
     create table sync.log (
       id bigserial primary key,
       mailbox_id text not null,

@@ -1,0 +1,35 @@
+/**
+ * The CRM as the sync sees it. The built-in PostgreSQL CRM implements it; a team with its own CRM implements
+ * the same interface. Writes carry the id of the mailbox making them so the change feed can leave out echoes,
+ * and creates are idempotent on the id the sync chose.
+ */
+import type { CrmContactFields } from '../../domain/contact';
+
+export interface CrmUser {
+  id: string;
+  email: string;
+  displayName: string;
+  workgroup: string | null;
+  timeZone: string;
+}
+
+export interface CrmContactChange {
+  id: string;
+  /** Deleted, or no longer owned by the mailbox's user. */
+  removed: boolean;
+  fields: CrmContactFields | null;
+  updatedAt: string;
+}
+
+export interface CrmFeedPage {
+  changes: CrmContactChange[];
+  /** Opaque position to pass as `after` next time. */
+  watermark: string;
+}
+
+/** A unit of work: CRM writes and the sync's own bookkeeping commit together when the CRM lives in the same database. */
+export interface CrmStore {
+  findUserByEmail(email: string): Promise<CrmUser | undefined>;
+  getUser(id: string): Promise<CrmUser | undefined>;
+  contactChanges(args: { ownerId: string; mailboxId: string; after: string | null }): Promise<CrmFeedPage>;
+}

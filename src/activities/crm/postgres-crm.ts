@@ -1,0 +1,88 @@
+/** Database access for the built-in CRM (schema `crm`): the only module that reads or writes crm.* tables. */
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from '../../db/schema';
+import type { CrmContactFields } from '../../domain/contact';
+import type { CrmContactChange, CrmFeedPage, CrmStore, CrmUser } from './crm-store';
+
+type Exec = Kysely<Database> | Transaction<Database>;
+
+const CONTACT_COLUMNS = [
+  'first_name', 'last_name', 'email', 'phone', 'mobile', 'company', 'job_title', 'department',
+  'street', 'city', 'state', 'postal_code', 'country', 'notes',
+] as const;
+
+function pickFields(row: Record<string, unknown>): CrmContactFields {
+  const out = {} as Record<string, string | null>;
+  for (const c of CONTACT_COLUMNS) out[c] = (row[c] as string | null) ?? null;
+  return out as unknown as CrmContactFields;
+}
+
+function toUser(r: { id: string; email: string; display_name: string; workgroup: string | null; time_zone: string }): CrmUser {
+  return { id: r.id, email: r.email, displayName: r.display_name, workgroup: r.workgroup, timeZone: r.time_zone };
+}
+
+/** Marks the current transaction's CRM writes as made by this mailbox's sync (read by the crm.stamp_change trigger). */
+async function asWriter(tx: Exec, mailboxId: string): Promise<void> {
+  await sql`select set_config('cxsync.writer', ${mailboxId}, true)`.execute(tx);
+}
+
+export class PostgresCrmStore implements CrmStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async findUserByEmail(email: string): Promise<CrmUser | undefined> {
+    const r = await this.db.selectFrom('crm.users').selectAll().where(sql`lower(email)`, '=', email.toLowerCase()).executeTakeFirst();
+    return r && toUser(r);
+  }
+
+  async getUser(id: string): Promise<CrmUser | undefined> {
+    const r = await this.db.selectFrom('crm.users').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toUser(r);
+  }
+
+  /**
+   * Contacts changed since `after`, ordered by transaction id. Reading only below the oldest transaction
+   * still running (pg_snapshot_xmin) makes the feed commit-order safe: everything below it has finished, so
+   * a late commit can never land behind the watermark.
+   */
+  async contactChanges({ ownerId, mailboxId, after }: { ownerId: string; mailboxId: string; after: string | null }): Promise<CrmFeedPage> {
+    const hi = await sql<{ xmin: string }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(this.db);
+    const upper = hi.rows[0].xmin;
+    const lower = after ?? '0';
+    const rows = await sql<Record<string, unknown>>`
+      select c.*, (c.owner_id = ${ownerId}::uuid) as owned, to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_iso
+      from crm.contacts c
+      where c.change_txid >= ${lower}::xid8 and c.change_txid < ${upper}::xid8
+        and c.changed_by is distinct from ${mailboxId}
+        and (c.owner_id = ${ownerId}::uuid or exists (
+          select 1 from sync.mapping m where m.mailbox_id = ${mailboxId} and m.record_type = 'contact' and m.crm_id = c.id::text))
+      order by c.change_txid, c.id`.execute(this.db);
+    const changes: CrmContactChange[] = rows.rows.map((r) => {
+      const removed = r.deleted_at != null || !r.owned;
+      return { id: String(r.id), removed, fields: removed ? null : pickFields(r), updatedAt: String(r.updated_iso) };
+    });
+    return { changes, watermark: upper };
+  }
+}
+
+/** Writes made by the sync, inside the caller's transaction so the mapping and operation status commit with them. */
+export const crmContactWrites = {
+  /** Idempotent on `id`: a retried create finds its first attempt. Returns false when the row already existed. */
+  async create(tx: Exec, mailboxId: string, id: string, ownerId: string, fields: CrmContactFields): Promise<boolean> {
+    await asWriter(tx, mailboxId);
+    const r = await tx.insertInto('crm.contacts').values({ id, owner_id: ownerId, ...fields }).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  },
+  async update(tx: Exec, mailboxId: string, id: string, fields: CrmContactFields): Promise<boolean> {
+    await asWriter(tx, mailboxId);
+    const r = await tx.updateTable('crm.contacts').set(fields).where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  },
+  async delete(tx: Exec, mailboxId: string, id: string): Promise<void> {
+    await asWriter(tx, mailboxId);
+    await tx.updateTable('crm.contacts').set({ deleted_at: new Date() }).where('id', '=', id).where('deleted_at', 'is', null).execute();
+  },
+  async get(tx: Exec, id: string): Promise<(CrmContactFields & { deleted: boolean }) | undefined> {
+    const r = await tx.selectFrom('crm.contacts').selectAll().where('id', '=', id).executeTakeFirst();
+    return r ? { ...pickFields(r as unknown as Record<string, unknown>), deleted: r.deleted_at != null } : undefined;
+  },
+};

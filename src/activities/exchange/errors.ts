@@ -1,0 +1,92 @@
+/**
+ * The one place that decides what a Microsoft Graph error means for the sync. Everything else asks
+ * `classifyGraphError` and acts on the kind, never on raw status codes.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { MAILBOX_NEEDS_ATTENTION } from '../../domain/status';
+
+export type GraphErrorKind =
+  | 'throttled' //          429: retry after Retry-After
+  | 'transient' //          5xx, network: retry with backoff
+  | 'sync-state-expired' // 410 SyncStateNotFound: start a fresh delta round
+  | 'not-found' //          404 on an item
+  | 'precondition-failed' //412: the item changed since we read it
+  | 'bad-item' //           400 on an item's data: log and skip the item
+  | 'mailbox' //            401/403, unknown mailbox: the mailbox needs an operator
+  | 'unknown';
+
+export interface ClassifiedGraphError {
+  kind: GraphErrorKind;
+  status: number;
+  code: string;
+  message: string;
+  retryAfterMs?: number;
+}
+
+interface GraphLikeError {
+  statusCode?: number;
+  status?: number;
+  code?: string;
+  message?: string;
+  body?: unknown;
+  headers?: Headers | Record<string, string>;
+}
+
+function header(h: GraphLikeError['headers'], name: string): string | undefined {
+  if (!h) return undefined;
+  if (typeof (h as Headers).get === 'function') return (h as Headers).get(name) ?? undefined;
+  const rec = h as Record<string, string>;
+  return rec[name] ?? rec[name.toLowerCase()];
+}
+
+/** Retry-After is seconds or an HTTP date. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const secs = Number(value);
+  if (Number.isFinite(secs)) return Math.max(0, secs * 1000);
+  const at = Date.parse(value);
+  return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
+}
+
+export function classifyGraphError(err: unknown): ClassifiedGraphError {
+  const e = (err ?? {}) as GraphLikeError;
+  const status = e.statusCode ?? e.status ?? -1;
+  let code = e.code ?? '';
+  let message = e.message ?? String(err);
+  if (e.body && typeof e.body === 'string') {
+    try {
+      const parsed = JSON.parse(e.body) as { error?: { code?: string; message?: string } };
+      code = parsed.error?.code ?? code;
+      message = parsed.error?.message ?? message;
+    } catch { /* not JSON */ }
+  }
+  const c = code.toLowerCase();
+  const base = { status, code, message };
+  if (status === 429 || c === 'toomanyrequests' || c === 'applicationthrottled') {
+    return { ...base, kind: 'throttled', retryAfterMs: parseRetryAfter(header(e.headers, 'Retry-After')) };
+  }
+  if (status === 410 || c === 'syncstatenotfound' || c === 'syncstateinvalid' || c === 'resyncrequired') return { ...base, kind: 'sync-state-expired' };
+  if (status === 412 || c === 'errorirresolvableconflict') return { ...base, kind: 'precondition-failed' };
+  if (status === 401 || status === 403 || c === 'errorinvaliduser' || c === 'mailboxnotenabledforrestapi' || c === 'erroraccessdenied' || c === 'invalidauthenticationtoken') {
+    return { ...base, kind: 'mailbox' };
+  }
+  if (status === 404) return { ...base, kind: 'not-found' };
+  if (status === 400 || status === 413 || status === 422) return { ...base, kind: 'bad-item' };
+  if (status >= 500 || status === -1 || status === 408) {
+    return { ...base, kind: 'transient', retryAfterMs: parseRetryAfter(header(e.headers, 'Retry-After')) };
+  }
+  return { ...base, kind: 'unknown' };
+}
+
+
+/**
+ * Turns a Graph error that is not about one item into what Temporal should do: a Retry-After becomes the
+ * next retry delay; a mailbox-level refusal stops retrying and puts the mailbox in needs-attention.
+ */
+export function toActivityFailure(err: unknown, what: string): Error {
+  const g = classifyGraphError(err);
+  const msg = `${what}: Graph ${g.status} ${g.code || ''} ${g.message}`.replace(/\s+/g, ' ').trim();
+  if (g.kind === 'mailbox') return ApplicationFailure.create({ message: msg, type: MAILBOX_NEEDS_ATTENTION, nonRetryable: true });
+  if (g.retryAfterMs !== undefined) return ApplicationFailure.create({ message: msg, type: `Graph${g.status}`, nextRetryDelay: g.retryAfterMs });
+  return ApplicationFailure.create({ message: msg, type: `Graph${g.status}` });
+}

@@ -1,0 +1,384 @@
+/**
+ * The activities of one sync cycle (DESIGN.md, "One sync cycle"): thin I/O around the pure domain. Each is
+ * idempotent, so Temporal can retry any of them after a crash: pulls resume from the saved page, the plan is
+ * made once per cycle, applied operations are marked done in the same transaction as their mapping change.
+ */
+import { randomUUID } from 'node:crypto';
+import { Context, heartbeat } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Db } from '../db/connection';
+import { SyncStore, type NewOperation, type OperationRow } from '../db/sync-store';
+import {
+  fromCrmContact,
+  fromGraphContact,
+  toCrmContact,
+  toGraphContact,
+  contactLabel,
+  type ContactRecord,
+  type CrmContactFields,
+  type GraphContact,
+} from '../domain/contact';
+import { fingerprint } from '../domain/fingerprint';
+import { reconcile, DEFAULT_RECONCILE_POLICY, type MappingState, type SideChange } from '../domain/reconcile';
+import { emptyTypeSummary, MAILBOX_NEEDS_ATTENTION, RECORD_TYPES, type CycleSummary, type RecordType, type TypeSummary } from '../domain/status';
+import type { ApplyResult, CycleRef, MailboxActivities, MailboxConfig, TypeStep } from '../workflows/activities-contract';
+import { PostgresCrmStore, crmContactWrites } from './crm/postgres-crm';
+import { ContactsApi } from './exchange/contacts-api';
+import { classifyGraphError, toActivityFailure } from './exchange/errors';
+
+export interface ActivitySettings {
+  intervalSeconds: number;
+  batchSize: number;
+  contactFolderName: string;
+  /** Graph requests in flight per mailbox; Outlook allows 4. */
+  maxConcurrency: number;
+}
+
+export interface ActivityDeps {
+  db: Db;
+  contactsApi: ContactsApi;
+  settings: ActivitySettings;
+}
+
+function beat(details?: unknown): void {
+  // Activities are also called directly from unit tests, outside an activity context.
+  try {
+    Context.current();
+  } catch {
+    return;
+  }
+  heartbeat(details);
+}
+
+const STRIP = /^@odata\./;
+function graphPayload(item: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(item).filter(([k]) => !STRIP.test(k) && k !== '@removed'));
+}
+
+export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
+  const store = new SyncStore(deps.db);
+  const crm = new PostgresCrmStore(deps.db);
+  const api = deps.contactsApi;
+  const { settings } = deps;
+
+  async function mailboxOrFail(mailboxId: string) {
+    const m = await store.getMailbox(mailboxId);
+    if (!m) throw ApplicationFailure.create({ message: `mailbox ${mailboxId} is not enrolled`, type: MAILBOX_NEEDS_ATTENTION, nonRetryable: true });
+    return m;
+  }
+
+  async function folderId(mailboxId: string, upn: string, recordType: RecordType): Promise<string> {
+    const cursor = await store.getCursor(mailboxId, recordType);
+    if (cursor.exchange_folder_id) return cursor.exchange_folder_id;
+    let id: string;
+    try {
+      id = await api.ensureFolder(upn, settings.contactFolderName);
+    } catch (err) {
+      throw toActivityFailure(err, `resolving contact folder ${settings.contactFolderName} of ${upn}`);
+    }
+    await store.updateCursor(deps.db, mailboxId, recordType, { exchange_folder_id: id });
+    return id;
+  }
+
+  return {
+    async loadMailbox(mailboxId: string): Promise<MailboxConfig> {
+      const m = await store.getMailbox(mailboxId);
+      return { exists: !!m, intervalSeconds: settings.intervalSeconds, batchSize: settings.batchSize, recordTypes: [...RECORD_TYPES] };
+    },
+
+    async startCycle(mailboxId: string) {
+      await mailboxOrFail(mailboxId);
+      const c = await store.openCycle(mailboxId);
+      return { cycleId: c.id, startedAt: c.startedAt.toISOString(), resumed: c.resumed };
+    },
+
+    async pullExchange({ mailboxId, cycleId, recordType }: TypeStep) {
+      const m = await mailboxOrFail(mailboxId);
+      const fid = await folderId(mailboxId, m.id, recordType);
+      let cursor = await store.getCursor(mailboxId, recordType);
+      if (cursor.pending_delta_link) return { pulled: 0 }; // this round is complete and waits for commit
+      let link = cursor.next_link ?? cursor.delta_link ?? undefined;
+      let pulled = 0;
+      for (;;) {
+        let page;
+        try {
+          page = await api.deltaPage(m.id, fid, link);
+        } catch (err) {
+          if (classifyGraphError(err).kind === 'sync-state-expired' && link) {
+            // The saved token expired: start a fresh round. Items already mapped are matched by id when planned.
+            await store.log(deps.db, { mailboxId, cycleId, level: 'warn', recordType, side: 'exchange', message: 'delta token expired (SyncStateNotFound); starting a full round' });
+            await store.updateCursor(deps.db, mailboxId, recordType, { next_link: null, delta_link: null });
+            link = undefined;
+            continue;
+          }
+          throw toActivityFailure(err, `reading contacts delta of ${m.id}`);
+        }
+        const rows = page.items.map((it) => ({
+          externalId: String(it.id),
+          removed: !!it['@removed'],
+          changeKey: (it.changeKey as string | undefined) ?? null,
+          payload: it['@removed'] ? null : graphPayload(it),
+        }));
+        // Stage the page and save where the next one starts in one transaction: a retry resumes here.
+        await deps.db.transaction().execute(async (tx) => {
+          await store.stage(tx, mailboxId, recordType, 'exchange', rows);
+          await store.updateCursor(tx, mailboxId, recordType, page.deltaLink ? { next_link: null, pending_delta_link: page.deltaLink } : { next_link: page.nextLink ?? null });
+        });
+        pulled += rows.length;
+        await store.addPulled(cycleId, recordType, 'exchange', rows.length);
+        beat({ pulled });
+        if (page.deltaLink || !page.nextLink) break;
+        link = page.nextLink;
+      }
+      cursor = await store.getCursor(mailboxId, recordType);
+      return { pulled };
+    },
+
+    async pullCrm({ mailboxId, cycleId, recordType }: TypeStep) {
+      const m = await mailboxOrFail(mailboxId);
+      const cursor = await store.getCursor(mailboxId, recordType);
+      if (cursor.pending_crm_watermark) return { pulled: 0 };
+      const page = await crm.contactChanges({ ownerId: m.crm_user_id, mailboxId, after: cursor.crm_watermark });
+      await deps.db.transaction().execute(async (tx) => {
+        await store.stage(
+          tx,
+          mailboxId,
+          recordType,
+          'crm',
+          page.changes.map((c) => ({ externalId: c.id, removed: c.removed, changeKey: null, payload: c.fields ? { ...c.fields, updatedAt: c.updatedAt } : null })),
+        );
+        await store.updateCursor(tx, mailboxId, recordType, { pending_crm_watermark: page.watermark });
+      });
+      await store.addPulled(cycleId, recordType, 'crm', page.changes.length);
+      return { pulled: page.changes.length };
+    },
+
+    async plan({ mailboxId, cycleId, recordType }: TypeStep) {
+      if (await store.hasOperations(cycleId, recordType)) return { operations: -1, conflicts: -1 }; // planned before a retry or pause
+      const exStaged = await store.staged(mailboxId, recordType, 'exchange');
+      const crmStaged = await store.staged(mailboxId, recordType, 'crm');
+      const badItems: { side: string; id: string; error: string }[] = [];
+
+      const exchange: SideChange<ContactRecord>[] = [];
+      const exById = new Map<string, SideChange<ContactRecord>>();
+      for (const r of exStaged) {
+        if (r.removed) { exchange.push({ id: r.external_id, removed: true }); continue; }
+        const parsed = fromGraphContact((r.payload ?? {}) as GraphContact);
+        if (!parsed.ok) { badItems.push({ side: 'exchange', id: r.external_id, error: parsed.error }); continue; }
+        const ch = { id: r.external_id, removed: false, record: parsed.value, fingerprint: fingerprint(parsed.value), changeKey: r.change_key ?? undefined, modifiedAt: (r.payload as Record<string, unknown>)?.lastModifiedDateTime as string | undefined };
+        exchange.push(ch);
+        exById.set(ch.id, ch);
+      }
+      const crmChanges: SideChange<ContactRecord>[] = [];
+      for (const r of crmStaged) {
+        if (r.removed) { crmChanges.push({ id: r.external_id, removed: true }); continue; }
+        const parsed = fromCrmContact((r.payload ?? {}) as Partial<CrmContactFields>);
+        if (!parsed.ok) { badItems.push({ side: 'crm', id: r.external_id, error: parsed.error }); continue; }
+        crmChanges.push({ id: r.external_id, removed: false, record: parsed.value, fingerprint: fingerprint(parsed.value), modifiedAt: (r.payload as Record<string, unknown>)?.updatedAt as string | undefined });
+      }
+      const mappingRows = await store.mappingsFor(mailboxId, recordType, crmStaged.map((r) => r.external_id), exStaged.map((r) => r.external_id));
+      const mappings: MappingState[] = mappingRows.map((r) => ({
+        crmId: r.crm_id,
+        exchangeId: r.exchange_id,
+        crmFingerprint: r.crm_fingerprint,
+        exchangeFingerprint: r.exchange_fingerprint,
+        exchangeChangeKey: r.exchange_change_key,
+      }));
+      const { operations, conflicts } = reconcile({ exchange, crm: crmChanges, mappings, policy: DEFAULT_RECONCILE_POLICY });
+      const crmById = new Map(crmChanges.map((c) => [c.id, c]));
+
+      const rows: NewOperation[] = operations.map((op, seq) => {
+        const base = { seq, syncId: randomUUID(), reason: op.reason };
+        switch (op.kind) {
+          case 'create':
+            return op.side === 'exchange'
+              ? { ...base, side: 'exchange' as const, kind: 'create', crmId: op.sourceId, exchangeId: null, payload: { record: op.record, fingerprint: op.fingerprint } }
+              : { ...base, side: 'crm' as const, kind: 'create', crmId: null, exchangeId: op.sourceId, payload: { record: op.record, fingerprint: op.fingerprint, exchangeChangeKey: exById.get(op.sourceId)?.changeKey ?? null } };
+          case 'update':
+            return { ...base, side: op.side, kind: 'update', crmId: op.crmId, exchangeId: op.exchangeId, payload: { record: op.record, fingerprint: op.fingerprint, exchangeChangeKey: exById.get(op.exchangeId)?.changeKey ?? null } };
+          case 'delete':
+            return { ...base, side: op.side, kind: 'delete', crmId: op.crmId, exchangeId: op.exchangeId, payload: null };
+          case 'unlink':
+            return { ...base, side: 'mapping' as const, kind: 'unlink', crmId: op.crmId, exchangeId: op.exchangeId, payload: null };
+          case 'refresh':
+            return { ...base, side: 'mapping' as const, kind: 'refresh', crmId: op.crmId, exchangeId: op.exchangeId, payload: { crmFingerprint: op.crmFingerprint, exchangeFingerprint: op.exchangeFingerprint, exchangeChangeKey: op.exchangeChangeKey } };
+        }
+      });
+      await deps.db.transaction().execute(async (tx) => {
+        await store.insertOperations(tx, cycleId, mailboxId, recordType, rows);
+        await store.insertConflicts(tx, conflicts.map((c) => ({
+          cycleId, mailboxId, recordType, crmId: c.crmId, exchangeId: c.exchangeId, rule: c.rule, outcome: c.outcome,
+          crmVersion: crmById.get(c.crmId)?.record ?? null, exchangeVersion: exById.get(c.exchangeId)?.record ?? null,
+        })));
+        for (const b of badItems) {
+          await store.log(tx, { mailboxId, cycleId, level: 'error', recordType, side: b.side, itemId: b.id, message: `skipped: ${b.error}` });
+        }
+      });
+      return { operations: rows.length, conflicts: conflicts.length };
+    },
+
+    async applyBatch({ mailboxId, cycleId, recordType, limit }: TypeStep & { limit: number }): Promise<ApplyResult> {
+      const m = await mailboxOrFail(mailboxId);
+      const fid = await folderId(mailboxId, m.id, recordType);
+      const ops = await store.pendingOperations(cycleId, recordType, limit);
+      let applied = 0;
+      let failed = 0;
+
+      const itemFailed = async (op: OperationRow, message: string) => {
+        failed++;
+        await deps.db.transaction().execute(async (tx) => {
+          await store.finishOperation(tx, op.id, 'failed', message);
+          await store.log(tx, { mailboxId, cycleId, level: 'error', recordType, side: op.side, itemId: op.crm_id ?? op.exchange_id ?? undefined, message: `${op.kind} failed: ${message}` });
+        });
+      };
+
+      const applyOne = async (op: OperationRow): Promise<void> => {
+        const p = (op.payload ?? {}) as { record?: ContactRecord; fingerprint?: string; exchangeChangeKey?: string | null; crmFingerprint?: string; exchangeFingerprint?: string };
+        try {
+          if (op.side === 'exchange') {
+            await applyExchange(op, p, m.id, fid);
+          } else if (op.side === 'crm') {
+            await applyCrm(op, p, m.crm_user_id);
+          } else {
+            await deps.db.transaction().execute(async (tx) => {
+              if (op.kind === 'unlink') await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
+              else await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.crmFingerprint, exchange_fingerprint: p.exchangeFingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined });
+              await store.finishOperation(tx, op.id, 'done');
+            });
+          }
+          applied++;
+        } catch (err) {
+          if (err instanceof ApplicationFailure) throw err;
+          const g = classifyGraphError(err);
+          if (op.side === 'exchange' && (g.kind === 'bad-item' || g.kind === 'not-found' || g.kind === 'precondition-failed')) {
+            await itemFailed(op, `Graph ${g.status} ${g.code}: ${g.message}`);
+            return;
+          }
+          if (op.side === 'exchange') throw toActivityFailure(err, `${op.kind} contact in ${m.id}`);
+          throw err;
+        } finally {
+          beat({ applied, failed });
+        }
+      };
+
+      const applyExchange = async (op: OperationRow, p: { record?: ContactRecord; fingerprint?: string }, upn: string, folder: string) => {
+        if (op.kind === 'create') {
+          // A create whose answer was lost (crash, 504) may have happened: look for its sync id before creating again.
+          let item = op.attempts > 0 ? await api.findBySyncId(upn, folder, op.sync_id) : undefined;
+          await store.markAttempt(op.id);
+          item ??= await api.create(upn, folder, toGraphContact(p.record!), op.sync_id);
+          await deps.db.transaction().execute(async (tx) => {
+            await store.upsertMapping(tx, {
+              mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: String(item!.id), sync_id: op.sync_id,
+              crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: item!.changeKey ?? null,
+            });
+            await store.finishOperation(tx, op.id, 'done');
+          });
+        } else if (op.kind === 'update') {
+          const item = await api.update(upn, op.exchange_id!, toGraphContact(p.record!));
+          await deps.db.transaction().execute(async (tx) => {
+            await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: item.changeKey ?? null });
+            await store.finishOperation(tx, op.id, 'done');
+          });
+        } else if (op.kind === 'delete') {
+          await api.delete(upn, op.exchange_id!);
+          await deps.db.transaction().execute(async (tx) => {
+            await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
+            await store.finishOperation(tx, op.id, 'done');
+          });
+        }
+      };
+
+      const applyCrm = async (op: OperationRow, p: { record?: ContactRecord; fingerprint?: string; exchangeChangeKey?: string | null }, ownerId: string) => {
+        await deps.db.transaction().execute(async (tx) => {
+          if (op.kind === 'create') {
+            // The sync id doubles as the CRM id, so a retried create is a no-op.
+            await crmContactWrites.create(tx, mailboxId, op.sync_id, ownerId, toCrmContact(p.record!));
+            await store.upsertMapping(tx, {
+              mailbox_id: mailboxId, record_type: recordType, crm_id: op.sync_id, exchange_id: op.exchange_id!, sync_id: op.sync_id,
+              crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: p.exchangeChangeKey ?? null,
+            });
+          } else if (op.kind === 'update') {
+            const found = await crmContactWrites.update(tx, mailboxId, op.crm_id!, toCrmContact(p.record!));
+            if (!found) {
+              await store.log(tx, { mailboxId, cycleId, level: 'warn', recordType, side: 'crm', itemId: op.crm_id!, message: `update skipped: CRM contact ${contactLabel(p.record!)} no longer exists` });
+            }
+            await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined });
+          } else if (op.kind === 'delete') {
+            await crmContactWrites.delete(tx, mailboxId, op.crm_id!);
+            await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
+          }
+          await store.finishOperation(tx, op.id, 'done');
+        });
+      };
+
+      // CRM and mapping operations are local and fast; Exchange ones run a few at a time (Outlook's 4-request limit).
+      const exchangeOps = ops.filter((o) => o.side === 'exchange');
+      for (const op of ops.filter((o) => o.side !== 'exchange')) await applyOne(op);
+      let next = 0;
+      let firstError: unknown;
+      const lane = async () => {
+        while (next < exchangeOps.length && firstError === undefined) {
+          const op = exchangeOps[next++];
+          try {
+            await applyOne(op);
+          } catch (err) {
+            firstError ??= err;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(settings.maxConcurrency, exchangeOps.length) }, lane));
+      if (firstError !== undefined) throw firstError;
+      return { applied, failed, remaining: await store.countPending(cycleId, recordType) };
+    },
+
+    async commitType({ mailboxId, recordType }: TypeStep) {
+      const cursor = await store.getCursor(mailboxId, recordType);
+      await deps.db.transaction().execute(async (tx) => {
+        await store.updateCursor(tx, mailboxId, recordType, {
+          delta_link: cursor.pending_delta_link ?? cursor.delta_link,
+          pending_delta_link: null,
+          next_link: null,
+          crm_watermark: cursor.pending_crm_watermark ?? cursor.crm_watermark,
+          pending_crm_watermark: null,
+        });
+        await store.clearStaged(tx, mailboxId, recordType);
+      });
+    },
+
+    async finishCycle({ mailboxId, cycleId, outcome, detail }: CycleRef & { outcome: CycleSummary['outcome']; detail?: string }): Promise<CycleSummary> {
+      const cycle = await store.getCycle(cycleId);
+      const types: Partial<Record<RecordType, TypeSummary>> = {};
+      const t = (rt: string): TypeSummary => (types[rt as RecordType] ??= emptyTypeSummary());
+      const raw = (cycle?.summary ?? {}) as Record<string, unknown>;
+      for (const [k, v] of Object.entries(raw)) {
+        const [tag, rt, side] = k.split(':');
+        if (tag === 'pulled' && (side === 'exchange' || side === 'crm')) t(rt).pulled[side] = Number(v);
+      }
+      for (const r of await store.operationCounts(cycleId)) {
+        const n = Number(r.n);
+        if (r.status === 'failed') t(r.record_type).errors += n;
+        if (r.status !== 'done' || (r.side !== 'exchange' && r.side !== 'crm')) continue;
+        const key = r.kind === 'create' ? 'created' : r.kind === 'update' ? 'updated' : r.kind === 'delete' ? 'deleted' : undefined;
+        if (key) t(r.record_type)[r.side][key] += n;
+      }
+      for (const r of await store.conflictCounts(cycleId)) t(r.record_type).conflicts += Number(r.n);
+      for (const r of await store.logCounts(cycleId)) {
+        if (r.level === 'error' && r.message.startsWith('skipped:') && r.record_type) t(r.record_type).errors += Number(r.n);
+      }
+      const status = outcome === 'completed' ? 'done' : 'running';
+      const end = await store.closeCycle(cycleId, status, { ...raw, outcome, detail: detail ?? null });
+      if (outcome !== 'completed') {
+        await store.log(deps.db, { mailboxId, cycleId, level: outcome === 'failed' ? 'error' : 'info', message: `cycle ${outcome}${detail ? `: ${detail}` : ''}` });
+      }
+      return {
+        cycleId,
+        start: (cycle?.started_at ?? new Date()).toISOString(),
+        end: end.toISOString(),
+        outcome,
+        ...(detail ? { detail } : {}),
+        types,
+      };
+    },
+  };
+}

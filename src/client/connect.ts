@@ -1,0 +1,41 @@
+/** Connecting the CLI to Temporal and PostgreSQL, with one-line errors when either is unreachable. */
+import { Client, Connection } from '@temporalio/client';
+import type { Env } from '../config';
+import { checkDb, openDb, type Db } from '../db/connection';
+import { resolveDatabase } from '../db/resolve';
+import { Operator } from './operator';
+
+export async function connectTemporal(env: Env): Promise<{ client: Client; connection: Connection }> {
+  try {
+    const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: '5s' });
+    return { connection, client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }) };
+  } catch (err) {
+    throw new Error(`Temporal unreachable at ${env.TEMPORAL_ADDRESS}: ${(err as Error).message.split('\n')[0]} (start cxsync with npm start, or set TEMPORAL_ADDRESS)`);
+  }
+}
+
+export async function connectDb(env: Env): Promise<Db> {
+  const { url, embedded } = await resolveDatabase(env, { start: false });
+  const db = openDb(url, { max: 4 });
+  try {
+    await checkDb(db, url);
+  } catch (err) {
+    await db.destroy();
+    throw new Error(`${(err as Error).message}${embedded ? ' (no DATABASE_URL is set and the embedded PostgreSQL is not running: start cxsync with npm start, or set DATABASE_URL)' : ''}`);
+  }
+  return db;
+}
+
+export async function withOperator<T>(env: Env, fn: (op: Operator) => Promise<T>): Promise<T> {
+  const db = await connectDb(env);
+  try {
+    const { client, connection } = await connectTemporal(env);
+    try {
+      return await fn(new Operator(client, db, env.TEMPORAL_TASK_QUEUE));
+    } finally {
+      await connection.close();
+    }
+  } finally {
+    await db.destroy();
+  }
+}

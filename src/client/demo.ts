@@ -1,0 +1,43 @@
+/** Demo data for the local quick start: two CRM users with contacts, and their mailboxes in the emulator. */
+import { sql } from 'kysely';
+import type { Db } from '../db/connection';
+
+export const DEMO_MAILBOXES = [
+  { email: 'anna@contoso.com', displayName: 'Anna Schmidt', workgroup: 'Sales', timeZone: 'Europe/Berlin' },
+  { email: 'ben@contoso.com', displayName: 'Ben Carter', workgroup: 'Sales', timeZone: 'America/New_York' },
+] as const;
+
+const DEMO_CONTACTS: Record<string, { first_name: string; last_name: string; email: string; company: string; job_title: string; phone: string }[]> = {
+  'anna@contoso.com': [
+    { first_name: 'Lukas', last_name: 'Weber', email: 'lukas.weber@fabrikam.de', company: 'Fabrikam', job_title: 'Buyer', phone: '+49 30 1234567' },
+    { first_name: 'Sofia', last_name: 'Rossi', email: 'sofia.rossi@adventure-works.it', company: 'Adventure Works', job_title: 'CTO', phone: '+39 02 7654321' },
+    { first_name: 'Jan', last_name: 'Novak', email: 'jan.novak@tailspin.cz', company: 'Tailspin Toys', job_title: 'Owner', phone: '+420 2 2222 3333' },
+  ],
+  'ben@contoso.com': [
+    { first_name: 'Maria', last_name: 'Garcia', email: 'maria.garcia@northwind.com', company: 'Northwind Traders', job_title: 'Purchasing Manager', phone: '+1 212 555 0101' },
+    { first_name: 'Kenji', last_name: 'Sato', email: 'kenji.sato@wingtip.jp', company: 'Wingtip Toys', job_title: 'CEO', phone: '+81 3 5555 0199' },
+  ],
+};
+
+/** Seeds the demo CRM once: does nothing when the CRM already has users. */
+export async function seedDemoCrm(db: Db): Promise<boolean> {
+  const { rows } = await sql<{ n: string }>`select count(*)::text as n from crm.users`.execute(db);
+  if (Number(rows[0].n) > 0) return false;
+  await db.transaction().execute(async (tx) => {
+    for (const u of DEMO_MAILBOXES) {
+      const { id } = await tx
+        .insertInto('crm.users')
+        .values({ email: u.email, display_name: u.displayName, workgroup: u.workgroup, time_zone: u.timeZone })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      for (const c of DEMO_CONTACTS[u.email]) await tx.insertInto('crm.contacts').values({ ...c, owner_id: id } as never).execute();
+    }
+  });
+  return true;
+}
+
+/** Demo Exchange contacts made "by the user" in Outlook, so the first sync shows both directions. */
+export const DEMO_EXCHANGE_CONTACTS: Record<string, Record<string, unknown>[]> = {
+  'anna@contoso.com': [{ givenName: 'Chloé', surname: 'Martin', companyName: 'Contoso Paris', emailAddresses: [{ address: 'chloe.martin@contoso.fr' }] }],
+  'ben@contoso.com': [{ givenName: 'Omar', surname: 'Haddad', companyName: 'Litware', emailAddresses: [{ address: 'omar@litware.com' }] }],
+};

@@ -1,0 +1,132 @@
+/**
+ * `cxsync dev` (what `npm start` runs): everything on embedded defaults in one process tree — a Temporal dev
+ * server, PostgreSQL (DATABASE_URL or embedded), migrations, the Graph emulator with demo mailboxes and demo
+ * CRM data, and a worker; enrols the demo mailboxes. Ctrl-C stops it all; data stays under CXSYNC_DATA_DIR.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Client } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { dataDir, graphSettings, type Env } from '../config';
+import { migrate, openDb } from '../db/connection';
+import { resolveDatabase } from '../db/resolve';
+import { startGraphEmulator, type GraphEmulator } from '../emulator';
+import { createWorker } from '../worker/worker';
+import { findTemporalCli } from '../worker/temporal-cli';
+import { DEMO_EXCHANGE_CONTACTS, DEMO_MAILBOXES, seedDemoCrm } from './demo';
+import { Operator } from './operator';
+
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host });
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export async function runDev(env: Env, say: (line: string) => void): Promise<void> {
+  const dir = dataDir(env);
+  fs.mkdirSync(dir, { recursive: true });
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch((e) => say(`shutdown: ${(e as Error).message}`));
+  };
+  try {
+    // PostgreSQL
+    const database = await resolveDatabase(env, { start: true });
+    cleanups.push(database.stop);
+    const db = openDb(database.url);
+    cleanups.push(() => db.destroy());
+    const applied = await migrate(db);
+    say(`PostgreSQL: ${database.embedded ? `embedded, data in ${path.join(dir, 'pg')}` : 'DATABASE_URL'}${applied.length ? ` (migrated: ${applied.join(', ')})` : ''}`);
+
+    // Temporal
+    const [host, portText] = env.TEMPORAL_ADDRESS.split(':');
+    const port = Number(portText);
+    let client: Client;
+    let uiUrl: string;
+    if (await listening(host, port)) {
+      const { Connection } = await import('@temporalio/client');
+      const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
+      cleanups.push(() => connection.close());
+      client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
+      uiUrl = `(the Temporal server at ${env.TEMPORAL_ADDRESS} was already running; its UI is wherever it serves it)`;
+      say(`Temporal: using the server already listening at ${env.TEMPORAL_ADDRESS}`);
+    } else {
+      const cli = findTemporalCli({ explicit: env.TEMPORAL_CLI_PATH, log: say });
+      say(`Temporal: starting the dev server (${cli ?? 'downloaded by the Temporal SDK'})…`);
+      const testEnv = await TestWorkflowEnvironment.createLocal({
+        server: {
+          executable: cli ? { type: 'existing-path', path: cli } : { type: 'cached-download' },
+          ip: host === 'localhost' ? '127.0.0.1' : host,
+          port,
+          ui: true,
+          uiPort: env.TEMPORAL_UI_PORT,
+          dbFilename: path.join(dir, 'temporal.db'),
+          namespace: env.TEMPORAL_NAMESPACE,
+        },
+      });
+      cleanups.push(() => testEnv.teardown());
+      client = testEnv.client;
+      uiUrl = `http://localhost:${env.TEMPORAL_UI_PORT}`;
+    }
+
+    // Microsoft Graph: the emulator unless an Azure tenant is configured.
+    const graph = graphSettings(env);
+    let emulator: GraphEmulator | undefined;
+    if (graph.usesEmulator) {
+      emulator = await startGraphEmulator({ port: env.CXSYNC_EMULATOR_PORT, dataDir: path.join(dir, 'emulator'), log: () => undefined });
+      cleanups.push(() => emulator!.close());
+      for (const m of DEMO_MAILBOXES) {
+        if (!emulator.admin.listMailboxes().includes(m.email)) {
+          emulator.admin.ensureMailbox(m.email, m.displayName);
+          for (const c of DEMO_EXCHANGE_CONTACTS[m.email]) emulator.admin.createContact(m.email, 'VContacts', c);
+        }
+      }
+      say(`Graph emulator: ${emulator.graphBaseUrl} (admin API at ${emulator.origin}/admin/mailboxes)`);
+    } else {
+      say(`Microsoft Graph: ${graph.baseUrl} (tenant ${graph.tenantId})`);
+    }
+    if (await seedDemoCrm(db)) say(`demo CRM seeded: users ${DEMO_MAILBOXES.map((m) => m.email).join(', ')}`);
+
+    // Worker
+    const { worker, connection } = await createWorker({
+      db,
+      graph,
+      graphCaPem: emulator?.caCertPem,
+      temporal: { connection: undefined, address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE },
+      settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE },
+    });
+    const running = worker.run();
+    cleanups.push(async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await connection.close();
+    });
+
+    if (graph.usesEmulator) {
+      const operator = new Operator(client, db, env.TEMPORAL_TASK_QUEUE);
+      for (const m of DEMO_MAILBOXES) await operator.enroll(m.email);
+    }
+
+    say('');
+    say(`cxsync is running. Temporal UI: ${uiUrl}`);
+    say('In another terminal:');
+    say('  npx cxsync list');
+    say(`  npx cxsync status ${DEMO_MAILBOXES[0].email}`);
+    say(`  npx cxsync sync-now ${DEMO_MAILBOXES[0].email} --wait`);
+    say('  npx cxsync --help');
+    say('Press Ctrl-C to stop (data stays in ' + dir + ').');
+
+    await new Promise<void>((resolve) => {
+      // The worker also stops itself on SIGINT/SIGTERM; whichever comes first, we then stop the rest.
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+      running.then(() => resolve(), () => resolve());
+    });
+    say('stopping…');
+  } finally {
+    await cleanup();
+  }
+}

@@ -1,0 +1,55 @@
+/** What an operator sees about a mailbox: small, JSON-safe (it travels through Temporal queries and continue-as-new). */
+
+export const RECORD_TYPES = ['contact'] as const;
+export type RecordType = (typeof RECORD_TYPES)[number];
+
+export interface SideCounts {
+  created: number;
+  updated: number;
+  deleted: number;
+}
+
+export interface TypeSummary {
+  pulled: { exchange: number; crm: number };
+  exchange: SideCounts;
+  crm: SideCounts;
+  conflicts: number;
+  errors: number;
+}
+
+export type CycleOutcome = 'completed' | 'interrupted' | 'failed';
+
+export interface CycleSummary {
+  cycleId: string;
+  start: string;
+  end: string | null;
+  outcome: CycleOutcome;
+  /** Why the cycle did not complete, when it did not. */
+  detail?: string;
+  types: Partial<Record<RecordType, TypeSummary>>;
+}
+
+export type MailboxState = 'idle' | 'syncing' | 'paused' | 'needs-attention';
+
+export interface MailboxStatus {
+  mailbox: string;
+  state: MailboxState;
+  pausedReason: string | null;
+  needsAttentionReason: string | null;
+  lastCycle: CycleSummary | null;
+  nextCycleAt: string | null;
+  cyclesCompleted: number;
+}
+
+export function emptyTypeSummary(): TypeSummary {
+  return {
+    pulled: { exchange: 0, crm: 0 },
+    exchange: { created: 0, updated: 0, deleted: 0 },
+    crm: { created: 0, updated: 0, deleted: 0 },
+    conflicts: 0,
+    errors: 0,
+  };
+}
+
+/** Failure type of an activity error that retrying cannot fix (consent revoked, mailbox gone): an operator must act. */
+export const MAILBOX_NEEDS_ATTENTION = 'MailboxNeedsAttention';

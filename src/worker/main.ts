@@ -1,0 +1,32 @@
+/** `cxsync worker`: a production worker process. Stops gracefully on SIGINT/SIGTERM (in-flight activities finish). */
+import { graphSettings, type Env } from '../config';
+import { checkDb, migrate, openDb } from '../db/connection';
+import { resolveDatabase } from '../db/resolve';
+import { createWorker } from './worker';
+
+export async function runWorker(env: Env, say: (line: string) => void): Promise<void> {
+  const database = await resolveDatabase(env, { start: true });
+  const db = openDb(database.url);
+  try {
+    await checkDb(db, database.url);
+    await migrate(db);
+    let created;
+    try {
+      created = await createWorker({
+        db,
+        graph: graphSettings(env),
+        temporal: { address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE },
+        settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE },
+      });
+    } catch (err) {
+      const msg = (err as Error).message.split('\n')[0];
+      throw new Error(/connect|transport|unavailable/i.test(msg) ? `Temporal unreachable at ${env.TEMPORAL_ADDRESS}: ${msg}` : msg);
+    }
+    say(`worker polling task queue ${env.TEMPORAL_TASK_QUEUE} on ${env.TEMPORAL_ADDRESS} (namespace ${env.TEMPORAL_NAMESPACE})`);
+    await created.worker.run();
+    await created.connection.close();
+  } finally {
+    await db.destroy();
+    await database.stop();
+  }
+}

@@ -1,0 +1,54 @@
+/** Worker bootstrap: connects to Temporal and PostgreSQL, wires the activities, and runs until shut down. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createMailboxActivities, type ActivitySettings } from '../activities/mailbox-activities';
+import { ContactsApi } from '../activities/exchange/contacts-api';
+import { graphConnection } from '../activities/exchange/graph-client';
+import type { GraphSettings } from '../config';
+import type { Db } from '../db/connection';
+
+export interface WorkerParams {
+  db: Db;
+  graph: GraphSettings;
+  /** PEM to trust for Graph, when not read from graph.caFile (tests pass the emulator's directly). */
+  graphCaPem?: string;
+  temporal: { connection?: NativeConnection; address: string; namespace: string; taskQueue: string };
+  settings: Partial<ActivitySettings>;
+  /** Delta page size requested from Graph. */
+  pageSize?: number;
+}
+
+export const DEFAULT_ACTIVITY_SETTINGS: ActivitySettings = {
+  intervalSeconds: 300,
+  batchSize: 500,
+  contactFolderName: 'VContacts',
+  maxConcurrency: 4,
+};
+
+/** The prebuilt bundle (npm run build) when present, otherwise bundle the workflow sources at start-up. */
+export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  const bundle = path.join(__dirname, '..', 'workflow-bundle.js');
+  if (fs.existsSync(bundle)) return { workflowBundle: { codePath: bundle } };
+  return { workflowsPath: require.resolve('../workflows') };
+}
+
+export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; connection: NativeConnection; ownsConnection: boolean }> {
+  const ownsConnection = !p.temporal.connection;
+  const connection = p.temporal.connection ?? (await NativeConnection.connect({ address: p.temporal.address }));
+  const graph = graphConnection(p.graph, p.graphCaPem);
+  const activities = createMailboxActivities({
+    db: p.db,
+    contactsApi: new ContactsApi(graph.client, p.pageSize ?? 100),
+    settings: { ...DEFAULT_ACTIVITY_SETTINGS, ...p.settings },
+  });
+  const worker = await Worker.create({
+    connection,
+    namespace: p.temporal.namespace,
+    taskQueue: p.temporal.taskQueue,
+    ...workflowSource(),
+    activities,
+    maxConcurrentActivityTaskExecutions: 50,
+  });
+  return { worker, connection, ownsConnection };
+}

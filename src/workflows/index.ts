@@ -1,0 +1,2 @@
+/** The workflow bundle's entry point: everything the worker registers. */
+export { mailboxWorkflow } from './mailbox';

@@ -1,0 +1,180 @@
+/**
+ * One long-lived workflow per mailbox: wait until due or asked, run one sync cycle, continue-as-new with a
+ * small carried state. Handlers only change state; the main loop does the work. Deterministic: no I/O here.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+} from '@temporalio/workflow';
+import { MAILBOX_NEEDS_ATTENTION, type CycleSummary, type MailboxStatus } from '../domain/status';
+import type { MailboxActivities, TypeStep } from './activities-contract';
+
+export const pauseSignal = defineSignal<[reason?: string]>('pause');
+export const resumeSignal = defineSignal('resume');
+export const removeSignal = defineSignal('remove');
+export const syncNowSignal = defineSignal('syncNow');
+/** sync-now as an update, so the operator hears at once when it is refused (paused mailbox). */
+export const syncNowUpdate = defineUpdate<{ waitForCycles: number }, []>('syncNow');
+export const statusQuery = defineQuery<MailboxStatus>('status');
+
+export interface CarriedState {
+  paused: boolean;
+  pausedReason: string | null;
+  needsAttentionReason: string | null;
+  lastCycle: CycleSummary | null;
+  syncRequested: boolean;
+  /** A batch limit left work for the next cycle: start it at once instead of waiting for the schedule. */
+  workRemaining: boolean;
+  cyclesCompleted: number;
+}
+
+export interface MailboxWorkflowInput {
+  mailboxId: string;
+  state?: CarriedState;
+}
+
+export function mailboxWorkflowId(mailboxId: string): string {
+  return `cxsync/mailbox/${mailboxId}`;
+}
+
+const fast = proxyActivities<MailboxActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [MAILBOX_NEEDS_ATTENTION] },
+});
+const long = proxyActivities<MailboxActivities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 minutes', nonRetryableErrorTypes: [MAILBOX_NEEDS_ATTENTION] },
+});
+
+function needsAttentionMessage(err: unknown): string | undefined {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === MAILBOX_NEEDS_ATTENTION) {
+    return err.cause.message;
+  }
+  return undefined;
+}
+
+export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void> {
+  const { mailboxId } = input;
+  const s: CarriedState = input.state ?? {
+    paused: false,
+    pausedReason: null,
+    needsAttentionReason: null,
+    lastCycle: null,
+    syncRequested: true, // the first cycle after enrolment runs at once
+    workRemaining: false,
+    cyclesCompleted: 0,
+  };
+  let syncing = false;
+  let removed = false;
+  let nextCycleAt: number | null = null;
+
+  setHandler(pauseSignal, (reason?: string) => {
+    s.paused = true;
+    s.pausedReason = reason ?? null;
+  });
+  setHandler(resumeSignal, () => {
+    s.paused = false;
+    s.pausedReason = null;
+    s.needsAttentionReason = null;
+  });
+  setHandler(removeSignal, () => {
+    removed = true;
+  });
+  setHandler(syncNowSignal, () => {
+    if (!s.paused) s.syncRequested = true;
+  });
+  setHandler(
+    syncNowUpdate,
+    () => {
+      s.syncRequested = true;
+      s.needsAttentionReason = null;
+      // A cycle already running began before the request: the caller waits for the one after it.
+      return { waitForCycles: s.cyclesCompleted + (syncing ? 2 : 1) };
+    },
+    {
+      validator: () => {
+        if (s.paused) throw new Error(`mailbox ${mailboxId} is paused${s.pausedReason ? ` (${s.pausedReason})` : ''}: resume it first`);
+        if (removed) throw new Error(`mailbox ${mailboxId} is being removed`);
+      },
+    },
+  );
+  setHandler(statusQuery, (): MailboxStatus => ({
+    mailbox: mailboxId,
+    state: s.needsAttentionReason ? 'needs-attention' : s.paused ? 'paused' : syncing ? 'syncing' : 'idle',
+    pausedReason: s.pausedReason,
+    needsAttentionReason: s.needsAttentionReason,
+    lastCycle: s.lastCycle,
+    nextCycleAt: s.paused || s.needsAttentionReason || nextCycleAt === null ? null : new Date(nextCycleAt).toISOString(),
+    cyclesCompleted: s.cyclesCompleted,
+  }));
+
+  const config = await fast.loadMailbox(mailboxId);
+  if (!config.exists) return;
+
+  // Wait until due or asked; a paused or failing mailbox waits for the operator.
+  const lastEnd = s.lastCycle?.end ? Date.parse(s.lastCycle.end) : 0;
+  nextCycleAt = s.workRemaining ? Date.now() : lastEnd + config.intervalSeconds * 1000;
+  for (;;) {
+    if (removed) return;
+    if (s.paused || s.needsAttentionReason) {
+      await condition(() => removed || (!s.paused && !s.needsAttentionReason));
+      continue;
+    }
+    if (s.syncRequested) break;
+    const wait = nextCycleAt - Date.now();
+    if (wait <= 0) break;
+    await condition(() => removed || s.paused || !!s.needsAttentionReason || s.syncRequested, wait);
+  }
+
+  s.syncRequested = false;
+  syncing = true;
+  s.lastCycle = await runCycle(mailboxId, config.recordTypes, config.batchSize, s, () => s.paused || removed);
+  syncing = false;
+  if (s.lastCycle.outcome === 'completed') s.cyclesCompleted++;
+  if (removed) return;
+
+  await condition(allHandlersFinished);
+  await continueAsNew<typeof mailboxWorkflow>({ mailboxId, state: s });
+}
+
+async function runCycle(
+  mailboxId: string,
+  recordTypes: TypeStep['recordType'][],
+  batchSize: number,
+  s: CarriedState,
+  stopRequested: () => boolean,
+): Promise<CycleSummary> {
+  const { cycleId, startedAt } = await fast.startCycle(mailboxId);
+  s.lastCycle = { cycleId, start: startedAt, end: null, outcome: 'interrupted', types: {} };
+  s.workRemaining = false;
+  try {
+    for (const recordType of recordTypes) {
+      const step: TypeStep = { mailboxId, cycleId, recordType };
+      await long.pullExchange(step);
+      await long.pullCrm(step);
+      await fast.plan(step);
+      for (;;) {
+        // Pausing lets the batch in flight finish, then stops; the open cycle resumes after `resume`.
+        if (stopRequested()) return await fast.finishCycle({ mailboxId, cycleId, outcome: 'interrupted', detail: 'paused' });
+        const r = await long.applyBatch({ ...step, limit: batchSize });
+        if (r.remaining === 0) break;
+      }
+      await fast.commitType(step);
+    }
+    return await fast.finishCycle({ mailboxId, cycleId, outcome: 'completed' });
+  } catch (err) {
+    const reason = needsAttentionMessage(err);
+    if (reason === undefined) throw err;
+    s.needsAttentionReason = reason;
+    return await fast.finishCycle({ mailboxId, cycleId, outcome: 'failed', detail: reason });
+  }
+}
