@@ -1,0 +1,129 @@
+/** Test and demo control of the emulator: acts as the mailbox's user would, plus faults and resets. */
+import { parseContactBody, renderContact, withDerivedDisplayName } from './contact-schema';
+import { GraphHttpError, badRequest } from './errors';
+import type { FaultSpec, Faults } from './faults';
+import type { Store } from './store';
+
+export type EmulatorContact = Record<string, unknown> & { id: string; changeKey: string; parentFolderId: string };
+
+export interface EmulatorAdmin {
+  ensureMailbox(upn: string, displayName?: string): void;
+  listMailboxes(): string[];
+  /** All contacts of the mailbox, or those of one folder by displayName ('Contacts' = the default folder). */
+  listContacts(upn: string, folderName?: string): EmulatorContact[];
+  /** As the user would: new changeKey, appears in delta. A missing folder is created; null = default Contacts folder. */
+  createContact(upn: string, folderName: string | null, contact: Record<string, unknown>): EmulatorContact;
+  /** Merges fields; `parentFolderId` (a folder id) or `folder` (a folder name) in the patch moves the contact. */
+  updateContact(upn: string, id: string, patch: Record<string, unknown>): EmulatorContact;
+  deleteContact(upn: string, id: string): void;
+  /** Fail the next n Graph requests for this mailbox matching method/path regexp with the given status (429 adds Retry-After: retryAfterSeconds). */
+  injectFault(upn: string, fault: FaultSpec): void;
+  clearFaults(upn?: string): void;
+  /** Invalidates every delta/next link issued so far for the mailbox: the next use answers 410 SyncStateNotFound. */
+  expireDeltaTokens(upn: string): void;
+  reset(): void;
+}
+
+export interface AdminApi extends EmulatorAdmin {
+  http(method: string, path: string, query: URLSearchParams, body: unknown): { status: number; body?: unknown };
+}
+
+export function createAdmin(store: Store, faults: Faults, onReset: () => void): AdminApi {
+  const folderIdByName = (upn: string, name: string | null | undefined, create: boolean): string => {
+    const mb = store.mailbox(upn);
+    if (!name) return mb.defaultContactFolderId;
+    const f = store.folderByName(mb, name);
+    if (f) return f.id;
+    if (!create) throw new GraphHttpError(404, 'ErrorItemNotFound', `No contact folder named '${name}'.`);
+    return store.createFolder(mb, name).id;
+  };
+  const render = (i: Parameters<typeof renderContact>[0]) => renderContact(i, { expandExt: '*' }) as EmulatorContact;
+
+  const admin: EmulatorAdmin = {
+    ensureMailbox: (upn, displayName) => void store.ensureMailbox(upn, displayName),
+    listMailboxes: () => store.listMailboxes().map((m) => m.upn),
+    listContacts(upn, folderName) {
+      const mb = store.mailbox(upn);
+      const items = folderName === undefined ? Object.values(mb.items) : store.itemsIn(mb, folderIdByName(upn, folderName, false));
+      return items.map(render);
+    },
+    createContact(upn, folderName, contact) {
+      const mb = store.mailbox(upn);
+      const w = parseContactBody(contact);
+      return render(store.createItem(mb, folderIdByName(upn, folderName, true), withDerivedDisplayName(w.fields), w.ext));
+    },
+    updateContact(upn, id, patch) {
+      const mb = store.mailbox(upn);
+      const { parentFolderId, folder, ...rest } = patch;
+      if (typeof parentFolderId === 'string' || typeof folder === 'string') {
+        store.moveItem(mb, id, typeof parentFolderId === 'string' ? store.folder(mb, parentFolderId).id : folderIdByName(upn, folder as string, true));
+      }
+      const w = parseContactBody(rest);
+      if (Object.keys(w.fields).length || w.ext.length || (parentFolderId === undefined && folder === undefined)) store.updateItem(mb, id, w.fields, w.ext);
+      return render(store.item(mb, id));
+    },
+    deleteContact: (upn, id) => store.deleteItem(store.mailbox(upn), id),
+    injectFault(upn, fault) {
+      try {
+        faults.add(store.mailbox(upn).upn.toLowerCase(), fault);
+      } catch (err) {
+        if (err instanceof GraphHttpError) throw err;
+        throw badRequest('BadRequest', (err as Error).message);
+      }
+    },
+    clearFaults: (upn) => faults.clear(upn === undefined ? undefined : (store.findMailbox(upn)?.upn ?? upn).toLowerCase()),
+    expireDeltaTokens: (upn) => store.expireRounds(store.mailbox(upn)),
+    reset() {
+      store.reset();
+      faults.clear();
+      onReset();
+    },
+  };
+
+  const http: AdminApi['http'] = (method, path, query, body) => {
+    const segs = path.split('/').filter(Boolean).map(decodeURIComponent);
+    const b = (body ?? {}) as Record<string, unknown>;
+    const [s0, upn, s2, id] = segs;
+    if (s0 === 'reset' && segs.length === 1 && method === 'POST') {
+      admin.reset();
+      return { status: 204 };
+    }
+    if (s0 === 'mailboxes') {
+      if (segs.length === 1 && method === 'GET') {
+        return { status: 200, body: { value: store.listMailboxes().map((m) => ({ id: m.id, upn: m.upn, displayName: m.displayName })) } };
+      }
+      if (segs.length === 1 && method === 'POST') {
+        if (typeof b.upn !== 'string' || !b.upn.includes('@')) throw badRequest('BadRequest', 'upn (user@domain) is required.');
+        admin.ensureMailbox(b.upn, typeof b.displayName === 'string' ? b.displayName : undefined);
+        const mb = store.mailbox(b.upn);
+        return { status: 201, body: { id: mb.id, upn: mb.upn, displayName: mb.displayName } };
+      }
+      if (segs.length === 3 && s2 === 'contacts' && method === 'GET') {
+        return { status: 200, body: { value: admin.listContacts(upn, query.get('folder') ?? undefined) } };
+      }
+      if (segs.length === 3 && s2 === 'contacts' && method === 'POST') {
+        const { folder, ...contact } = b;
+        return { status: 201, body: admin.createContact(upn, typeof folder === 'string' ? folder : null, contact) };
+      }
+      if (segs.length === 4 && s2 === 'contacts' && method === 'PATCH') return { status: 200, body: admin.updateContact(upn, id, b) };
+      if (segs.length === 4 && s2 === 'contacts' && method === 'DELETE') {
+        admin.deleteContact(upn, id);
+        return { status: 204 };
+      }
+      if (segs.length === 3 && s2 === 'faults' && method === 'POST') {
+        admin.injectFault(upn, b as unknown as FaultSpec);
+        return { status: 204 };
+      }
+      if (segs.length === 3 && s2 === 'faults' && method === 'DELETE') {
+        admin.clearFaults(upn);
+        return { status: 204 };
+      }
+      if (segs.length === 3 && s2 === 'expire-delta-tokens' && method === 'POST') {
+        admin.expireDeltaTokens(upn);
+        return { status: 204 };
+      }
+    }
+    throw new GraphHttpError(404, 'NotFound', `No admin route for ${method} /admin${path}.`);
+  };
+  return { ...admin, http };
+}

@@ -1,0 +1,215 @@
+/** HTTP plumbing: identity endpoints, the /v1.0 surface (auth, faults, counting, $batch) and the /admin API. */
+import crypto from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkBearer, instanceDiscovery, openIdConfiguration, tokenRequest, type AuthConfig } from './auth';
+import { GraphHttpError, errorBody, faultCode } from './errors';
+import type { Faults } from './faults';
+import { handleGraph, userOfPath, type GraphContext, type GraphRequest, type GraphResponse } from './graph';
+import { parsePrefer } from './query';
+import type { AdminApi } from './admin';
+import type { Throttle } from './throttle';
+
+export interface ServerDeps {
+  auth: AuthConfig;
+  graph: GraphContext;
+  faults: Faults;
+  admin: AdminApi;
+  counts: { total: number; byMailbox: Map<string, number> };
+  throttle: Throttle;
+  /** Added before each /v1.0 answer, so concurrency limits and timeouts can be exercised. */
+  latencyMs: number;
+  log?: (line: string) => void;
+}
+
+const MAX_BODY = 8 * 1024 * 1024;
+const BATCH_LIMIT = 20;
+const GRAPH_JSON = 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8';
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new GraphHttpError(413, 'RequestEntityTooLarge', 'The request body is too large.'));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function parseJsonBody(raw: string): unknown {
+  if (!raw.trim()) return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new GraphHttpError(400, 'BadRequest', 'Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, contentType = 'application/json; charset=utf-8'): void {
+  if (body === undefined || status === 204) {
+    res.writeHead(status, headers);
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+export function createRequestHandler(deps: ServerDeps) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const started = Date.now();
+    const requestId = crypto.randomUUID();
+    const clientRequestId = (req.headers['client-request-id'] as string | undefined) ?? requestId;
+    res.setHeader('request-id', requestId);
+    res.setHeader('client-request-id', clientRequestId);
+    const url = new URL(req.url ?? '/', deps.auth.origin);
+    res.on('finish', () => deps.log?.(`${req.method} ${url.pathname}${url.search.length > 120 ? url.search.slice(0, 120) + '…' : url.search} ${res.statusCode} ${Date.now() - started}ms`));
+    readBody(req)
+      .then((raw) => route(deps, req, res, url, raw, requestId, clientRequestId))
+      .catch((err: unknown) => {
+        const ge = err instanceof GraphHttpError ? err : new GraphHttpError(500, 'InternalServerError', (err as Error)?.message ?? String(err));
+        if (!(err instanceof GraphHttpError)) deps.log?.(`internal error: ${(err as Error)?.stack ?? String(err)}`);
+        if (!res.headersSent) send(res, ge.status, errorBody(ge, requestId, clientRequestId), ge.headers);
+      });
+  };
+}
+
+async function route(deps: ServerDeps, req: IncomingMessage, res: ServerResponse, url: URL, raw: string, requestId: string, clientRequestId: string): Promise<void> {
+  const method = req.method ?? 'GET';
+  const path = url.pathname;
+
+  if (path === '/v1.0' || path.startsWith('/v1.0/')) {
+    deps.counts.total++;
+    const why = checkBearer(deps.auth, req.headers.authorization);
+    if (why) {
+      const err = new GraphHttpError(401, 'InvalidAuthenticationToken', why, { 'WWW-Authenticate': `Bearer realm="", authorization_uri="${deps.auth.origin}/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"` });
+      send(res, 401, errorBody(err, requestId, clientRequestId), err.headers);
+      return;
+    }
+    const rawPath = path.slice('/v1.0'.length) || '/';
+    const headers = lowerHeaders(req.headers);
+    let result: GraphResponse;
+    if (rawPath.toLowerCase() === '/$batch') {
+      if (method !== 'POST') throw new GraphHttpError(405, 'BadRequest', 'Only POST is allowed on $batch.');
+      result = batch(deps, parseJsonBody(raw), requestId, clientRequestId);
+    } else {
+      const user = userOfPath(rawPath);
+      const leave = user ? deps.throttle.enter(mailboxKeyOf(deps, user)) : undefined;
+      try {
+        if (deps.latencyMs > 0) await new Promise((r) => setTimeout(r, deps.latencyMs));
+        result = graphOnce(deps, { method, rawPath, query: url.searchParams, headers, body: undefined }, raw, requestId, clientRequestId);
+      } finally {
+        leave?.();
+      }
+    }
+    send(res, result.status, result.body, result.headers, GRAPH_JSON);
+    return;
+  }
+
+  if (path === '/admin' || path.startsWith('/admin/')) {
+    const out = deps.admin.http(method, path.slice('/admin'.length), url.searchParams, parseJsonBody(raw));
+    send(res, out.status, out.body);
+    return;
+  }
+
+  // Identity platform: /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/oauth2/v2.0/token, instance discovery.
+  let m = /^\/([^/]+)\/v2\.0\/\.well-known\/openid-configuration$/.exec(path);
+  if (m && method === 'GET') return send(res, 200, openIdConfiguration(deps.auth, decodeURIComponent(m[1])));
+  if (/^\/common\/discovery\/instance$/.test(path) && method === 'GET') return send(res, 200, instanceDiscovery(deps.auth));
+  m = /^\/([^/]+)\/discovery\/v2\.0\/keys$/.exec(path);
+  if (m && method === 'GET') return send(res, 200, { keys: [] });
+  m = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(path);
+  if (m && method === 'POST') {
+    const out = tokenRequest(deps.auth, decodeURIComponent(m[1]), new URLSearchParams(raw));
+    return send(res, out.status, out.body, { 'Cache-Control': 'no-store, no-cache' });
+  }
+  throw new GraphHttpError(404, 'NotFound', `No route for ${method} ${path}.`);
+}
+
+function lowerHeaders(h: IncomingMessage['headers'] | Record<string, unknown>): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(h)) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v == null ? undefined : String(v);
+  return out;
+}
+
+function mailboxKeyOf(deps: ServerDeps, user: string): string {
+  return (deps.graph.store.findMailbox(user)?.upn ?? user).toLowerCase();
+}
+
+/** One Graph operation on one mailbox: counted, subject to injected faults and throttling, errors in Graph's shape. */
+function graphOnce(deps: ServerDeps, req: GraphRequest, rawBody: string | undefined, requestId: string, clientRequestId: string): GraphResponse {
+  const user = userOfPath(req.rawPath);
+  const mailboxKey = user ? mailboxKeyOf(deps, user) : undefined;
+  if (mailboxKey) deps.counts.byMailbox.set(mailboxKey, (deps.counts.byMailbox.get(mailboxKey) ?? 0) + 1);
+  const fail = (err: GraphHttpError): GraphResponse => ({
+    status: err.status,
+    headers: { ...err.headers, 'request-id': requestId, 'client-request-id': clientRequestId },
+    body: errorBody(err, requestId, clientRequestId),
+  });
+  const search = req.query.toString();
+  const fault = mailboxKey ? deps.faults.take(mailboxKey, req.method, `/v1.0${req.rawPath}${search ? '?' + decodeURIComponent(search) : ''}`) : undefined;
+  const faultError = fault
+    ? new GraphHttpError(fault.status, faultCode(fault.status), `Injected fault ${fault.status}.`, fault.status === 429 || fault.status === 503 ? { 'Retry-After': String(fault.retryAfterSeconds ?? 1) } : {})
+    : undefined;
+  if (faultError && !fault?.applyThenFail) return fail(faultError);
+  let result: GraphResponse;
+  try {
+    if (mailboxKey) deps.throttle.admit(mailboxKey);
+    const body = rawBody !== undefined ? parseJsonBody(rawBody) : req.body;
+    result = handleGraph(deps.graph, { ...req, body });
+  } catch (err) {
+    if (!(err instanceof GraphHttpError)) throw err;
+    result = fail(err);
+  }
+  if (faultError) return fail(faultError);
+  const prefer = parsePrefer(req.headers['prefer']);
+  if (prefer.immutableId) {
+    const applied = result.headers?.['Preference-Applied'];
+    result.headers = { ...result.headers, 'Preference-Applied': applied ? `${applied}, IdType="ImmutableId"` : 'IdType="ImmutableId"' };
+  }
+  return result;
+}
+
+interface BatchItem {
+  id: string;
+  method: string;
+  url: string;
+  headers?: Record<string, string>;
+  body?: unknown;
+  dependsOn?: string[];
+}
+
+/** JSON $batch: up to 20 operations, run in order; a failed dependency yields 424 as Graph does. */
+function batch(deps: ServerDeps, body: unknown, requestId: string, clientRequestId: string): GraphResponse {
+  const requests = (body as { requests?: BatchItem[] } | undefined)?.requests;
+  if (!Array.isArray(requests) || requests.length === 0) throw new GraphHttpError(400, 'BadRequest', 'Invalid batch payload format.');
+  if (requests.length > BATCH_LIMIT) throw new GraphHttpError(400, 'BadRequest', `Too many requests in the batch: the limit is ${BATCH_LIMIT}.`);
+  const ids = new Set<string>();
+  for (const r of requests) {
+    if (typeof r?.id !== 'string' || typeof r.method !== 'string' || typeof r.url !== 'string') throw new GraphHttpError(400, 'BadRequest', 'Each batch request needs id, method and url.');
+    if (ids.has(r.id)) throw new GraphHttpError(400, 'BadRequest', `Duplicate batch request id '${r.id}'.`);
+    ids.add(r.id);
+  }
+  const statuses = new Map<string, number>();
+  const responses = requests.map((r) => {
+    let out: GraphResponse;
+    if ((r.dependsOn ?? []).some((d) => (statuses.get(d) ?? 424) >= 400)) {
+      const err = new GraphHttpError(424, 'FailedDependency', 'Failed dependency.');
+      out = { status: 424, body: errorBody(err, requestId, clientRequestId) };
+    } else {
+      const u = new URL(r.url.replace(/^\/?(v1\.0\/)?/, '/'), 'https://batch.invalid');
+      out = graphOnce(deps, { method: r.method.toUpperCase(), rawPath: u.pathname, query: u.searchParams, headers: lowerHeaders(r.headers ?? {}), body: r.body }, undefined, crypto.randomUUID(), clientRequestId);
+    }
+    statuses.set(r.id, out.status);
+    const headers: Record<string, string> = { ...(out.headers ?? {}) };
+    if (out.body !== undefined) headers['Content-Type'] = GRAPH_JSON;
+    return { id: r.id, status: out.status, headers, ...(out.body !== undefined ? { body: out.body } : {}) };
+  });
+  return { status: 200, body: { responses } };
+}

@@ -1,0 +1,130 @@
+/**
+ * The real stack for integration tests: a Temporal CLI dev server, a fresh PostgreSQL database, the HTTPS Graph
+ * emulator reached through @microsoft/microsoft-graph-client + @azure/msal-node, and a cxsync worker.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { sql } from 'kysely';
+import { EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, type GraphSettings } from '../../src/config';
+import { Operator } from '../../src/client/operator';
+import type { Db } from '../../src/db/connection';
+import { startGraphEmulator, type EmulatorOptions, type GraphEmulator } from '../../src/emulator';
+import type { ActivitySettings } from '../../src/activities/mailbox-activities';
+import { createWorker } from '../../src/worker/worker';
+import { freshDatabase } from './database';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export async function startTemporal(): Promise<{ env: TestWorkflowEnvironment; address: string }> {
+  const cli = process.env.TEMPORAL_CLI_PATH;
+  const port = await freePort();
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: { executable: cli ? { type: 'existing-path', path: cli } : { type: 'cached-download' }, ip: '127.0.0.1', port },
+  });
+  return { env, address: `127.0.0.1:${port}` };
+}
+
+export function emulatorGraphSettings(emu: GraphEmulator): GraphSettings {
+  return { baseUrl: emu.graphBaseUrl, authorityHost: emu.authorityHost, tenantId: emu.tenantId, clientId: EMULATOR_CLIENT_ID, clientSecret: EMULATOR_CLIENT_SECRET, usesEmulator: true };
+}
+
+export interface Stack {
+  db: Db;
+  dbUrl: string;
+  emulator: GraphEmulator;
+  temporal: TestWorkflowEnvironment;
+  temporalAddress: string;
+  taskQueue: string;
+  operator: Operator;
+  worker?: Worker;
+  startWorker(settings?: Partial<ActivitySettings>): Promise<void>;
+  stopWorker(): Promise<void>;
+  /** A CRM user whose mailbox exists in the emulator. */
+  addUser(email: string, name?: string): Promise<string>;
+  /** Writes the emulator's certificate to a file, for a worker in another process (GRAPH_CA_FILE). */
+  caFile(): string;
+  teardown(): Promise<void>;
+}
+
+export async function startStack(opts: { emulator?: EmulatorOptions; worker?: Partial<ActivitySettings>; startWorker?: boolean; pageSize?: number } = {}): Promise<Stack> {
+  const database = await freshDatabase();
+  const emulator = await startGraphEmulator({ port: 0, ...opts.emulator });
+  const { env: temporal, address } = await startTemporal();
+  const taskQueue = `cxsync-test-${randomBytes(4).toString('hex')}`;
+  const operator = new Operator(temporal.client, database.db, taskQueue);
+  let running: Promise<void> | undefined;
+  let tmpCa: string | undefined;
+
+  const stack: Stack = {
+    db: database.db,
+    dbUrl: database.url,
+    emulator,
+    temporal,
+    temporalAddress: address,
+    taskQueue,
+    operator,
+    async startWorker(settings) {
+      const { worker } = await createWorker({
+        db: database.db,
+        graph: emulatorGraphSettings(emulator),
+        graphCaPem: emulator.caCertPem,
+        temporal: { connection: temporal.nativeConnection, address, namespace: 'default', taskQueue },
+        settings: { intervalSeconds: 3600, batchSize: 100, ...opts.worker, ...settings },
+        pageSize: opts.pageSize,
+      });
+      stack.worker = worker;
+      running = worker.run();
+    },
+    async stopWorker() {
+      if (stack.worker && stack.worker.getState() === 'RUNNING') stack.worker.shutdown();
+      await running;
+      stack.worker = undefined;
+      running = undefined;
+    },
+    async addUser(email, name) {
+      emulator.admin.ensureMailbox(email, name ?? email);
+      const r = await sql<{ id: string }>`insert into crm.users (email, display_name) values (${email}, ${name ?? email}) returning id`.execute(database.db);
+      return r.rows[0].id;
+    },
+    caFile() {
+      if (!tmpCa) {
+        tmpCa = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cxsync-ca-')), 'cert.pem');
+        fs.writeFileSync(tmpCa, emulator.caCertPem);
+      }
+      return tmpCa;
+    },
+    async teardown() {
+      await stack.stopWorker().catch(() => undefined);
+      await temporal.teardown().catch(() => undefined);
+      await emulator.close().catch(() => undefined);
+      await database.drop().catch(() => undefined);
+    },
+  };
+  if (opts.startWorker !== false) await stack.startWorker();
+  return stack;
+}
+
+export async function eventually<T>(fn: () => Promise<T>, check: (v: T) => boolean, { timeoutMs = 60_000, what = 'condition' } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    last = await fn();
+    if (check(last)) return last;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)?.slice(0, 2000)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
