@@ -206,6 +206,11 @@ function applyOneSide<R>(from: Side, ch: SideChange<R>, m: MappingState, policy:
   }
 }
 
+function instant(iso: string | undefined): number {
+  const t = iso ? Date.parse(iso) : NaN;
+  return Number.isNaN(t) ? -Infinity : t;
+}
+
 function resolveConflict<R>(m: MappingState, E: SideChange<R>, C: SideChange<R>, policy: ReconcilePolicy, ops: Operation<R>[], conflicts: ConflictRecord[]): void {
   const ids = { crmId: m.crmId, exchangeId: m.exchangeId };
   const rule = `conflict: ${policy.conflict}`;
@@ -215,10 +220,10 @@ function resolveConflict<R>(m: MappingState, E: SideChange<R>, C: SideChange<R>,
     case 'exchange-wins': winner = 'exchange'; break;
     case 'keep-both': winner = 'both'; break;
     case 'newest-wins': {
-      // Ties go to the CRM: a deterministic answer matters more than which side it favours.
-      const e = E.modifiedAt ?? '';
-      const c = C.modifiedAt ?? '';
-      winner = e > c ? 'exchange' : 'crm';
+      // Ties go to the CRM: a deterministic answer matters more than which side it favours. The two sides write
+      // their times differently (Graph: whole seconds or 7 fractional digits; the CRM feed: 6), so compare
+      // instants, not strings. A missing or unreadable time loses to a known one.
+      winner = instant(E.modifiedAt) > instant(C.modifiedAt) ? 'exchange' : 'crm';
       break;
     }
   }

@@ -19,6 +19,8 @@ export interface EmulatorAdmin {
   /** Fail the next n Graph requests for this mailbox matching method/path regexp with the given status (429 adds Retry-After: retryAfterSeconds). */
   injectFault(upn: string, fault: FaultSpec): void;
   clearFaults(upn?: string): void;
+  /** Added delay on every Graph request to this mailbox (0 removes it; clearFaults removes it too). */
+  setLatency(upn: string, ms: number): void;
   /** Invalidates every delta/next link issued so far for the mailbox: the next use answers 410 SyncStateNotFound. */
   expireDeltaTokens(upn: string): void;
   reset(): void;
@@ -71,6 +73,7 @@ export function createAdmin(store: Store, faults: Faults, onReset: () => void): 
         throw badRequest('BadRequest', (err as Error).message);
       }
     },
+    setLatency: (upn, ms) => faults.setLatency((store.findMailbox(upn)?.upn ?? upn).toLowerCase(), ms),
     clearFaults: (upn) => faults.clear(upn === undefined ? undefined : (store.findMailbox(upn)?.upn ?? upn).toLowerCase()),
     expireDeltaTokens: (upn) => store.expireRounds(store.mailbox(upn)),
     reset() {
@@ -116,6 +119,10 @@ export function createAdmin(store: Store, faults: Faults, onReset: () => void): 
       }
       if (segs.length === 3 && s2 === 'faults' && method === 'DELETE') {
         admin.clearFaults(upn);
+        return { status: 204 };
+      }
+      if (segs.length === 3 && s2 === 'latency' && method === 'PUT') {
+        admin.setLatency(upn, Number((b as { ms?: unknown }).ms));
         return { status: 204 };
       }
       if (segs.length === 3 && s2 === 'expire-delta-tokens' && method === 'POST') {

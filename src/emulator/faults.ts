@@ -17,6 +17,18 @@ interface ArmedFault extends FaultSpec {
 
 export class Faults {
   private byMailbox = new Map<string, ArmedFault[]>();
+  private latency = new Map<string, number>();
+
+  /** Added delay for every Graph request to one mailbox (0 removes it). */
+  setLatency(mailboxKey: string, ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new Error('latency must be a non-negative number of milliseconds');
+    if (ms === 0) this.latency.delete(mailboxKey);
+    else this.latency.set(mailboxKey, ms);
+  }
+
+  latencyFor(mailboxKey: string): number {
+    return this.latency.get(mailboxKey) ?? 0;
+  }
 
   add(mailboxKey: string, spec: FaultSpec): void {
     if (!Number.isInteger(spec.status) || spec.status < 400 || !Number.isInteger(spec.count) || spec.count < 1) {
@@ -28,8 +40,13 @@ export class Faults {
   }
 
   clear(mailboxKey?: string): void {
-    if (mailboxKey === undefined) this.byMailbox.clear();
-    else this.byMailbox.delete(mailboxKey);
+    if (mailboxKey === undefined) {
+      this.byMailbox.clear();
+      this.latency.clear();
+    } else {
+      this.byMailbox.delete(mailboxKey);
+      this.latency.delete(mailboxKey);
+    }
   }
 
   /** The first armed fault matching this request, with one use consumed. */

@@ -54,6 +54,8 @@ export interface GraphEmulator {
    * mailbox, each $batch sub-request included. Admin and token requests are never counted.
    */
   requestCount(mailbox?: string): number;
+  /** The latest Graph operations served ("METHOD /v1.0/path?query", $batch sub-requests included), oldest first. */
+  recentRequests(): string[];
   close(): Promise<void>;
 }
 
@@ -61,11 +63,12 @@ export async function startGraphEmulator(opts: EmulatorOptions = {}): Promise<Gr
   const identity = loadOrCreateIdentity(opts.dataDir);
   const store = new Store(opts.dataDir ? path.join(opts.dataDir, 'state.json') : undefined, opts.maxTokenGenerations ?? 50);
   const faults = new Faults();
-  const counts = { total: 0, byMailbox: new Map<string, number>() };
+  const counts = { total: 0, byMailbox: new Map<string, number>(), recent: [] as string[] };
   const throttle = new Throttle({ requestsPer10Minutes: opts.throttle?.requestsPer10Minutes ?? 10_000, concurrentRequests: opts.throttle?.concurrentRequests ?? 4 });
   const admin = createAdmin(store, faults, () => {
     counts.total = 0;
     counts.byMailbox.clear();
+    counts.recent.length = 0;
     throttle.reset();
   });
   const tenantId = opts.tenantId ?? EMULATOR_TENANT;
@@ -101,6 +104,7 @@ export async function startGraphEmulator(opts: EmulatorOptions = {}): Promise<Gr
     caCertPem: identity.certPem,
     admin,
     requestCount: (mailbox) => (mailbox === undefined ? counts.total : (counts.byMailbox.get((store.findMailbox(mailbox)?.upn ?? mailbox).toLowerCase()) ?? 0)),
+    recentRequests: () => [...counts.recent],
     close() {
       closed ??= new Promise<void>((resolve) => {
         store.flush();

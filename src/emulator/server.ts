@@ -14,7 +14,7 @@ export interface ServerDeps {
   graph: GraphContext;
   faults: Faults;
   admin: AdminApi;
-  counts: { total: number; byMailbox: Map<string, number> };
+  counts: { total: number; byMailbox: Map<string, number>; recent: string[] };
   throttle: Throttle;
   /** Added before each /v1.0 answer, so concurrency limits and timeouts can be exercised. */
   latencyMs: number;
@@ -102,7 +102,8 @@ async function route(deps: ServerDeps, req: IncomingMessage, res: ServerResponse
       const user = userOfPath(rawPath);
       const leave = user ? deps.throttle.enter(mailboxKeyOf(deps, user)) : undefined;
       try {
-        if (deps.latencyMs > 0) await new Promise((r) => setTimeout(r, deps.latencyMs));
+        const delay = deps.latencyMs + (user ? deps.faults.latencyFor(mailboxKeyOf(deps, user)) : 0);
+        if (delay > 0) await new Promise((r) => setTimeout(r, delay));
         result = graphOnce(deps, { method, rawPath, query: url.searchParams, headers, body: undefined }, raw, requestId, clientRequestId);
       } finally {
         leave?.();
@@ -153,7 +154,10 @@ function graphOnce(deps: ServerDeps, req: GraphRequest, rawBody: string | undefi
     body: errorBody(err, requestId, clientRequestId),
   });
   const search = req.query.toString();
-  const fault = mailboxKey ? deps.faults.take(mailboxKey, req.method, `/v1.0${req.rawPath}${search ? '?' + decodeURIComponent(search) : ''}`) : undefined;
+  const target = `/v1.0${req.rawPath}${search ? '?' + decodeURIComponent(search) : ''}`;
+  deps.counts.recent.push(`${req.method} ${target}`);
+  if (deps.counts.recent.length > 20_000) deps.counts.recent.splice(0, 10_000);
+  const fault = mailboxKey ? deps.faults.take(mailboxKey, req.method, target) : undefined;
   const faultError = fault
     ? new GraphHttpError(fault.status, faultCode(fault.status), `Injected fault ${fault.status}.`, fault.status === 429 || fault.status === 503 ? { 'Retry-After': String(fault.retryAfterSeconds ?? 1) } : {})
     : undefined;

@@ -51,7 +51,8 @@ const fast = proxyActivities<MailboxActivities>({
 });
 const long = proxyActivities<MailboxActivities>({
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
+  // Short enough that a killed worker's activity is retried elsewhere quickly; activities beat per page and per item.
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 minutes', nonRetryableErrorTypes: [MAILBOX_NEEDS_ATTENTION] },
 });
 
@@ -137,7 +138,10 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
 
   s.syncRequested = false;
   syncing = true;
-  s.lastCycle = await runCycle(mailboxId, config.recordTypes, config.batchSize, s, () => s.paused || removed);
+  // Read again after the wait: a setting changed while this run waited applies to this cycle.
+  const current = await fast.loadMailbox(mailboxId);
+  if (!current.exists) return;
+  s.lastCycle = await runCycle(mailboxId, current.recordTypes, current.batchSize, s, () => s.paused || removed);
   syncing = false;
   if (s.lastCycle.outcome === 'completed') s.cyclesCompleted++;
   if (removed) return;
@@ -153,8 +157,7 @@ async function runCycle(
   s: CarriedState,
   stopRequested: () => boolean,
 ): Promise<CycleSummary> {
-  const { cycleId, startedAt } = await fast.startCycle(mailboxId);
-  s.lastCycle = { cycleId, start: startedAt, end: null, outcome: 'interrupted', types: {} };
+  const { cycleId } = await fast.startCycle(mailboxId);
   s.workRemaining = false;
   try {
     for (const recordType of recordTypes) {

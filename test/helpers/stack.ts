@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { sql } from 'kysely';
 import { EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, type GraphSettings } from '../../src/config';
 import { Operator } from '../../src/client/operator';
@@ -17,6 +17,13 @@ import { startGraphEmulator, type EmulatorOptions, type GraphEmulator } from '..
 import type { ActivitySettings } from '../../src/activities/mailbox-activities';
 import { createWorker } from '../../src/worker/worker';
 import { freshDatabase } from './database';
+
+// Worker lifecycle chatter drowns test output; warnings and errors still show.
+try {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+} catch {
+  /* already installed by another helper in this process */
+}
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

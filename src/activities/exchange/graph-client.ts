@@ -7,7 +7,15 @@
 import fs from 'node:fs';
 import tls from 'node:tls';
 import { ConfidentialClientApplication, type Configuration, type INetworkModule, type NetworkResponse } from '@azure/msal-node';
-import { Client, type AuthenticationProvider } from '@microsoft/microsoft-graph-client';
+import {
+  AuthenticationHandler,
+  Client,
+  HTTPMessageHandler,
+  RedirectHandler,
+  RedirectHandlerOptions,
+  TelemetryHandler,
+  type AuthenticationProvider,
+} from '@microsoft/microsoft-graph-client';
 import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
 import type { GraphSettings } from '../../config';
 
@@ -95,8 +103,17 @@ export function graphConnection(settings: GraphSettings, caPem?: string): GraphC
   };
   const authProvider: AuthenticationProvider = { getAccessToken: getToken };
   const base = new URL(settings.baseUrl);
+  // The default chain's RetryHandler would retry 429/503/504 inside one activity attempt, a POST included
+  // (a duplicate when a 504 hid a success). Retries belong to Temporal, where Retry-After becomes the retry delay.
+  const auth = new AuthenticationHandler(authProvider);
+  const redirect = new RedirectHandler(new RedirectHandlerOptions());
+  const telemetry = new TelemetryHandler();
+  const http = new HTTPMessageHandler();
+  auth.setNext(redirect);
+  redirect.setNext(telemetry);
+  telemetry.setNext(http);
   const client = Client.initWithMiddleware({
-    authProvider,
+    middleware: auth,
     baseUrl: base.origin,
     defaultVersion: base.pathname.replace(/^\/|\/$/g, '') || 'v1.0',
     // The client only attaches the bearer token to Graph hosts and to these.
