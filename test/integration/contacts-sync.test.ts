@@ -86,4 +86,15 @@ describe('contacts two-way sync on the real stack', () => {
     assert.match(messages, /field notes is 40000 characters long; the limit is 32000/);
     assert.match(messages, /contact has no name/);
   });
+
+  it('finds a create whose answer was lost (504 after success) by its sync id instead of creating it again', async () => {
+    await sql`insert into crm.contacts (owner_id, first_name, last_name, email) values (${anna}, 'Lost', 'Answer', 'lost@x.org')`.execute(s.db);
+    s.emulator.admin.injectFault(ANNA, { status: 504, count: 1, method: 'POST', pathPattern: '/contacts$', applyThenFail: true });
+    const st = await s.operator.syncNow(ANNA, { wait: true });
+    assert.equal(st?.lastCycle?.types.contact?.exchange.created, 1);
+    const copies = s.emulator.admin.listContacts(ANNA, 'VContacts').filter((c) => c.surname === 'Answer');
+    assert.equal(copies.length, 1, 'exactly one copy in Exchange');
+    const lookups = s.emulator.recentRequests().filter((r) => r.includes('singleValueExtendedProperties/Any'));
+    assert.equal(lookups.length, 1, 'the retry looked the item up by its sync id');
+  });
 });
