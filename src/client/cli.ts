@@ -1,5 +1,5 @@
 /** The `cxsync` command line. User errors end with exit code 1 and one line on stderr, never a stack trace. */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadEnv, type Env } from '../config';
 import { migrate, openDb } from '../db/connection';
 import { resolveDatabase } from '../db/resolve';
@@ -130,7 +130,7 @@ export function buildProgram(): Command {
     .argument('<mailbox>')
     .addOption(new Option('-n, --limit <n>', 'how many lines').default('50').argParser((v) => {
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new CommanderError(1, 'cxsync.limit', `--limit must be a positive whole number, got "${v}"`);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('it must be a positive whole number.');
       return n;
     }))
     .option('--json', 'machine-readable output')
