@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Client } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { dataDir, graphSettings, type Env } from '../config';
 import { migrate, openDb } from '../db/connection';
@@ -14,6 +14,8 @@ import { resolveDatabase } from '../db/resolve';
 import { startGraphEmulator, type GraphEmulator } from '../emulator';
 import { createWorker } from '../worker/worker';
 import { findTemporalCli } from '../worker/temporal-cli';
+import { startDevServer } from '../worker/dev-server';
+import { quietTemporalSdk } from '../worker/logging';
 import { DEMO_EXCHANGE_CONTACTS, DEMO_MAILBOXES, seedDemoCrm } from './demo';
 import { Operator } from './operator';
 
@@ -28,9 +30,12 @@ function listening(host: string, port: number): Promise<boolean> {
 export async function runDev(env: Env, say: (line: string) => void): Promise<void> {
   const dir = dataDir(env);
   fs.mkdirSync(dir, { recursive: true });
+  quietTemporalSdk(env);
   const cleanups: (() => Promise<unknown>)[] = [];
   const cleanup = async () => {
-    for (const c of cleanups.reverse()) await c().catch((e) => say(`shutdown: ${(e as Error).message}`));
+    for (const c of cleanups.reverse()) {
+      await c().catch((e) => say(`shutdown: ${(e as Error).message}`));
+    }
   };
   try {
     // PostgreSQL
@@ -47,7 +52,6 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
     let client: Client;
     let uiUrl: string;
     if (await listening(host, port)) {
-      const { Connection } = await import('@temporalio/client');
       const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
       cleanups.push(() => connection.close());
       client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
@@ -55,20 +59,23 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
       say(`Temporal: using the server already listening at ${env.TEMPORAL_ADDRESS}`);
     } else {
       const cli = findTemporalCli({ explicit: env.TEMPORAL_CLI_PATH, log: say });
-      say(`Temporal: starting the dev server (${cli ?? 'downloaded by the Temporal SDK'})…`);
-      const testEnv = await TestWorkflowEnvironment.createLocal({
-        server: {
-          executable: cli ? { type: 'existing-path', path: cli } : { type: 'cached-download' },
-          ip: host === 'localhost' ? '127.0.0.1' : host,
-          port,
-          ui: true,
-          uiPort: env.TEMPORAL_UI_PORT,
-          dbFilename: path.join(dir, 'temporal.db'),
-          namespace: env.TEMPORAL_NAMESPACE,
-        },
-      });
-      cleanups.push(() => testEnv.teardown());
-      client = testEnv.client;
+      const ip = host === 'localhost' ? '127.0.0.1' : host;
+      if (cli) {
+        say(`Temporal: starting the dev server (${cli})…`);
+        const server = await startDevServer({ cli, ip, port, uiPort: env.TEMPORAL_UI_PORT, dbFile: path.join(dir, 'temporal.db'), namespace: env.TEMPORAL_NAMESPACE });
+        cleanups.push(() => server.stop());
+        const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
+        cleanups.push(() => connection.close());
+        client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
+      } else {
+        // No CLI and no Go: the Temporal SDK downloads the CLI (needs internet) and runs it for us.
+        say('Temporal: starting the dev server downloaded by the Temporal SDK…');
+        const testEnv = await TestWorkflowEnvironment.createLocal({
+          server: { executable: { type: 'cached-download' }, ip, port, ui: true, uiPort: env.TEMPORAL_UI_PORT, dbFilename: path.join(dir, 'temporal.db'), namespace: env.TEMPORAL_NAMESPACE },
+        });
+        cleanups.push(() => testEnv.teardown());
+        client = testEnv.client;
+      }
       uiUrl = `http://localhost:${env.TEMPORAL_UI_PORT}`;
     }
 
@@ -120,9 +127,16 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
     say('Press Ctrl-C to stop (data stays in ' + dir + ').');
 
     await new Promise<void>((resolve) => {
-      // The worker also stops itself on SIGINT/SIGTERM; whichever comes first, we then stop the rest.
-      process.once('SIGINT', () => resolve());
-      process.once('SIGTERM', () => resolve());
+      // The worker also stops itself on SIGINT/SIGTERM; whichever comes first, we then stop the rest. The
+      // handlers stay for the whole shutdown: a second Ctrl-C must not kill us before the children are stopped.
+      let stopping = false;
+      const onSignal = () => {
+        if (stopping) return say('still stopping (the Temporal server and PostgreSQL shut down cleanly)…');
+        stopping = true;
+        resolve();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       running.then(() => resolve(), () => resolve());
     });
     say('stopping…');

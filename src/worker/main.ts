@@ -3,8 +3,10 @@ import { graphSettings, type Env } from '../config';
 import { checkDb, migrate, openDb } from '../db/connection';
 import { resolveDatabase } from '../db/resolve';
 import { createWorker } from './worker';
+import { quietTemporalSdk } from './logging';
 
 export async function runWorker(env: Env, say: (line: string) => void): Promise<void> {
+  quietTemporalSdk(env);
   const database = await resolveDatabase(env, { start: true });
   const db = openDb(database.url);
   try {

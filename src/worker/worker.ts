@@ -49,6 +49,8 @@ export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; c
     ...workflowSource(),
     activities,
     maxConcurrentActivityTaskExecutions: 50,
+    // On SIGTERM, activities in flight get this long to finish before they are cancelled and retried elsewhere.
+    shutdownGraceTime: '30 seconds',
   });
   return { worker, connection, ownsConnection };
 }
