@@ -8,35 +8,34 @@ import { Context, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../db/connection';
 import { SyncStore, type NewOperation, type OperationRow } from '../db/sync-store';
-import {
-  fromCrmContact,
-  fromGraphContact,
-  toCrmContact,
-  toGraphContact,
-  contactLabel,
-  type ContactRecord,
-  type CrmContactFields,
-  type GraphContact,
-} from '../domain/contact';
 import { fingerprint } from '../domain/fingerprint';
 import { reconcile, DEFAULT_RECONCILE_POLICY, type MappingState, type SideChange } from '../domain/reconcile';
 import { emptyTypeSummary, MAILBOX_NEEDS_ATTENTION, RECORD_TYPES, type CycleSummary, type RecordType, type TypeSummary } from '../domain/status';
 import type { ApplyResult, CycleRef, MailboxActivities, MailboxConfig, TypeStep } from '../workflows/activities-contract';
-import { PostgresCrmStore, crmContactWrites } from './crm/postgres-crm';
-import { ContactsApi } from './exchange/contacts-api';
 import { classifyGraphError, toActivityFailure } from './exchange/errors';
+import type { RecordTypeAdapter } from './record-types/adapter';
 
 export interface ActivitySettings {
   intervalSeconds: number;
   batchSize: number;
-  contactFolderName: string;
+  /** Dedicated folder / calendar / list per record type. */
+  containerNames: Record<RecordType, string>;
   /** Graph requests in flight per mailbox; Outlook allows 4. */
   maxConcurrency: number;
 }
 
+export interface TypeSyncSettings {
+  /** Dedicated folder / calendar / list the type syncs with. */
+  containerName: string;
+  /** Category (with its master-category colour) marking items cxsync exported; null for none. */
+  category: { name: string; color: string } | null;
+  /** Items pulled and written per cycle and type. */
+  batchSize: number;
+}
+
 export interface ActivityDeps {
   db: Db;
-  contactsApi: ContactsApi;
+  adapters: { [T in RecordType]: RecordTypeAdapter<unknown> };
   settings: ActivitySettings;
 }
 
@@ -50,16 +49,18 @@ function beat(details?: unknown): void {
   heartbeat(details);
 }
 
-const STRIP = /^@odata\./;
-function graphPayload(item: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(item).filter(([k]) => !STRIP.test(k) && k !== '@removed'));
-}
-
 export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
   const store = new SyncStore(deps.db);
-  const crm = new PostgresCrmStore(deps.db);
-  const api = deps.contactsApi;
   const { settings } = deps;
+  const adapterFor = (t: RecordType) => deps.adapters[t];
+
+  /**
+   * The settings of one record type for one mailbox: the single seam through which the mailbox's policy
+   * reaches pull, plan and apply.
+   */
+  async function typeSettings(_mailboxId: string, recordType: RecordType): Promise<TypeSyncSettings> {
+    return { containerName: settings.containerNames[recordType], category: null, batchSize: settings.batchSize };
+  }
 
   async function mailboxOrFail(mailboxId: string) {
     const m = await store.getMailbox(mailboxId);
@@ -71,10 +72,11 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
     const cursor = await store.getCursor(mailboxId, recordType);
     if (cursor.exchange_folder_id) return cursor.exchange_folder_id;
     let id: string;
+    const name = (await typeSettings(mailboxId, recordType)).containerName;
     try {
-      id = await api.ensureFolder(upn, settings.contactFolderName);
+      id = await adapterFor(recordType).ensureContainer(upn, { name });
     } catch (err) {
-      throw toActivityFailure(err, `resolving contact folder ${settings.contactFolderName} of ${upn}`);
+      throw toActivityFailure(err, `resolving the ${recordType} container ${name} of ${upn}`);
     }
     await store.updateCursor(deps.db, mailboxId, recordType, { exchange_folder_id: id });
     return id;
@@ -95,14 +97,14 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
     async pullExchange({ mailboxId, cycleId, recordType }: TypeStep) {
       const m = await mailboxOrFail(mailboxId);
       const fid = await folderId(mailboxId, m.id, recordType);
-      let cursor = await store.getCursor(mailboxId, recordType);
+      const cursor = await store.getCursor(mailboxId, recordType);
       if (cursor.pending_delta_link) return { pulled: 0 }; // this round is complete and waits for commit
       let link = cursor.next_link ?? cursor.delta_link ?? undefined;
       let pulled = 0;
       for (;;) {
         let page;
         try {
-          page = await api.deltaPage(m.id, fid, link);
+          page = await adapterFor(recordType).deltaPage(m.id, fid, link);
         } catch (err) {
           if (classifyGraphError(err).kind === 'sync-state-expired' && link) {
             // The saved token expired: start a fresh round. Items already mapped are matched by id when planned.
@@ -111,14 +113,9 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
             link = undefined;
             continue;
           }
-          throw toActivityFailure(err, `reading contacts delta of ${m.id}`);
+          throw toActivityFailure(err, `reading the ${recordType} delta of ${m.id}`);
         }
-        const rows = page.items.map((it) => ({
-          externalId: String(it.id),
-          removed: !!it['@removed'],
-          changeKey: (it.changeKey as string | undefined) ?? null,
-          payload: it['@removed'] ? null : graphPayload(it),
-        }));
+        const rows = page.items.map((it) => ({ externalId: it.id, removed: it.removed, changeKey: it.changeKey, payload: it.payload }));
         // Stage the page and save where the next one starts in one transaction: a retry resumes here.
         await deps.db.transaction().execute(async (tx) => {
           await store.stage(tx, mailboxId, recordType, 'exchange', rows);
@@ -130,7 +127,6 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         if (page.deltaLink || !page.nextLink) break;
         link = page.nextLink;
       }
-      cursor = await store.getCursor(mailboxId, recordType);
       return { pulled };
     },
 
@@ -138,14 +134,14 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       const m = await mailboxOrFail(mailboxId);
       const cursor = await store.getCursor(mailboxId, recordType);
       if (cursor.pending_crm_watermark) return { pulled: 0 };
-      const page = await crm.contactChanges({ ownerId: m.crm_user_id, mailboxId, after: cursor.crm_watermark });
+      const page = await adapterFor(recordType).crmChanges({ ownerId: m.crm_user_id, mailboxId, after: cursor.crm_watermark });
       await deps.db.transaction().execute(async (tx) => {
         await store.stage(
           tx,
           mailboxId,
           recordType,
           'crm',
-          page.changes.map((c) => ({ externalId: c.id, removed: c.removed, changeKey: null, payload: c.fields ? { ...c.fields, updatedAt: c.updatedAt } : null })),
+          page.changes.map((c) => ({ externalId: c.id, removed: c.removed, changeKey: null, payload: c.payload ? { ...c.payload, updatedAt: c.updatedAt } : null })),
         );
         await store.updateCursor(tx, mailboxId, recordType, { pending_crm_watermark: page.watermark });
       });
@@ -158,21 +154,23 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       const exStaged = await store.staged(mailboxId, recordType, 'exchange');
       const crmStaged = await store.staged(mailboxId, recordType, 'crm');
       const badItems: { side: string; id: string; error: string }[] = [];
+      const adapter = adapterFor(recordType);
 
-      const exchange: SideChange<ContactRecord>[] = [];
-      const exById = new Map<string, SideChange<ContactRecord>>();
+      const exchange: SideChange<unknown>[] = [];
+      const exById = new Map<string, SideChange<unknown>>();
       for (const r of exStaged) {
         if (r.removed) { exchange.push({ id: r.external_id, removed: true }); continue; }
-        const parsed = fromGraphContact((r.payload ?? {}) as GraphContact);
+        const payload = (r.payload ?? {}) as Record<string, unknown>;
+        const parsed = adapter.fromExchange(payload);
         if (!parsed.ok) { badItems.push({ side: 'exchange', id: r.external_id, error: parsed.error }); continue; }
-        const ch = { id: r.external_id, removed: false, record: parsed.value, fingerprint: fingerprint(parsed.value), changeKey: r.change_key ?? undefined, modifiedAt: (r.payload as Record<string, unknown>)?.lastModifiedDateTime as string | undefined };
+        const ch = { id: r.external_id, removed: false, record: parsed.value, fingerprint: fingerprint(parsed.value), changeKey: r.change_key ?? undefined, modifiedAt: adapter.exchangeModifiedAt(payload) };
         exchange.push(ch);
         exById.set(ch.id, ch);
       }
-      const crmChanges: SideChange<ContactRecord>[] = [];
+      const crmChanges: SideChange<unknown>[] = [];
       for (const r of crmStaged) {
         if (r.removed) { crmChanges.push({ id: r.external_id, removed: true }); continue; }
-        const parsed = fromCrmContact((r.payload ?? {}) as Partial<CrmContactFields>);
+        const parsed = adapter.fromCrm((r.payload ?? {}) as Record<string, unknown>);
         if (!parsed.ok) { badItems.push({ side: 'crm', id: r.external_id, error: parsed.error }); continue; }
         crmChanges.push({ id: r.external_id, removed: false, record: parsed.value, fingerprint: fingerprint(parsed.value), modifiedAt: (r.payload as Record<string, unknown>)?.updatedAt as string | undefined });
       }
@@ -232,8 +230,9 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         });
       };
 
+      const adapter = adapterFor(recordType);
       const applyOne = async (op: OperationRow): Promise<void> => {
-        const p = (op.payload ?? {}) as { record?: ContactRecord; fingerprint?: string; exchangeChangeKey?: string | null; crmFingerprint?: string; exchangeFingerprint?: string };
+        const p = (op.payload ?? {}) as { record?: unknown; fingerprint?: string; exchangeChangeKey?: string | null; crmFingerprint?: string; exchangeFingerprint?: string };
         try {
           if (op.side === 'exchange') {
             await applyExchange(op, p, m.id, fid);
@@ -254,19 +253,19 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
             await itemFailed(op, `Graph ${g.status} ${g.code}: ${g.message}`);
             return;
           }
-          if (op.side === 'exchange') throw toActivityFailure(err, `${op.kind} contact in ${m.id}`);
+          if (op.side === 'exchange') throw toActivityFailure(err, `${op.kind} ${recordType} in ${m.id}`);
           throw err;
         } finally {
           beat({ applied, failed });
         }
       };
 
-      const applyExchange = async (op: OperationRow, p: { record?: ContactRecord; fingerprint?: string }, upn: string, folder: string) => {
+      const applyExchange = async (op: OperationRow, p: { record?: unknown; fingerprint?: string }, upn: string, folder: string) => {
         if (op.kind === 'create') {
           // A create whose answer was lost (crash, 504) may have happened: look for its sync id before creating again.
-          let item = op.attempts > 0 ? await api.findBySyncId(upn, folder, op.sync_id) : undefined;
+          let item = op.attempts > 0 ? await adapter.findInExchange(upn, folder, op.sync_id) : undefined;
           await store.markAttempt(op.id);
-          item ??= await api.create(upn, folder, toGraphContact(p.record!), op.sync_id);
+          item ??= await adapter.createInExchange(upn, folder, p.record, op.sync_id);
           await deps.db.transaction().execute(async (tx) => {
             await store.upsertMapping(tx, {
               mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: String(item!.id), sync_id: op.sync_id,
@@ -275,13 +274,13 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
             await store.finishOperation(tx, op.id, 'done');
           });
         } else if (op.kind === 'update') {
-          const item = await api.update(upn, op.exchange_id!, toGraphContact(p.record!));
+          const item = await adapter.updateInExchange(upn, folder, op.exchange_id!, p.record);
           await deps.db.transaction().execute(async (tx) => {
             await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: item.changeKey ?? null });
             await store.finishOperation(tx, op.id, 'done');
           });
         } else if (op.kind === 'delete') {
-          await api.delete(upn, op.exchange_id!);
+          await adapter.deleteInExchange(upn, folder, op.exchange_id!);
           await deps.db.transaction().execute(async (tx) => {
             await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
             await store.finishOperation(tx, op.id, 'done');
@@ -289,23 +288,23 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         }
       };
 
-      const applyCrm = async (op: OperationRow, p: { record?: ContactRecord; fingerprint?: string; exchangeChangeKey?: string | null }, ownerId: string) => {
+      const applyCrm = async (op: OperationRow, p: { record?: unknown; fingerprint?: string; exchangeChangeKey?: string | null }, ownerId: string) => {
         await deps.db.transaction().execute(async (tx) => {
           if (op.kind === 'create') {
             // The sync id doubles as the CRM id, so a retried create is a no-op.
-            await crmContactWrites.create(tx, mailboxId, op.sync_id, ownerId, toCrmContact(p.record!));
+            await adapter.createInCrm(tx, mailboxId, op.sync_id, ownerId, p.record);
             await store.upsertMapping(tx, {
               mailbox_id: mailboxId, record_type: recordType, crm_id: op.sync_id, exchange_id: op.exchange_id!, sync_id: op.sync_id,
               crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: p.exchangeChangeKey ?? null,
             });
           } else if (op.kind === 'update') {
-            const found = await crmContactWrites.update(tx, mailboxId, op.crm_id!, toCrmContact(p.record!));
+            const found = await adapter.updateInCrm(tx, mailboxId, op.crm_id!, p.record);
             if (!found) {
-              await store.log(tx, { mailboxId, cycleId, level: 'warn', recordType, side: 'crm', itemId: op.crm_id!, message: `update skipped: CRM contact ${contactLabel(p.record!)} no longer exists` });
+              await store.log(tx, { mailboxId, cycleId, level: 'warn', recordType, side: 'crm', itemId: op.crm_id!, message: `update skipped: CRM ${recordType} ${adapter.label(p.record)} no longer exists` });
             }
             await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined });
           } else if (op.kind === 'delete') {
-            await crmContactWrites.delete(tx, mailboxId, op.crm_id!);
+            await adapter.deleteInCrm(tx, mailboxId, op.crm_id!);
             await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
           }
           await store.finishOperation(tx, op.id, 'done');

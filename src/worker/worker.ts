@@ -4,6 +4,7 @@ import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createMailboxActivities, type ActivitySettings } from '../activities/mailbox-activities';
 import { ContactsApi } from '../activities/exchange/contacts-api';
+import { contactsAdapter } from '../activities/record-types/contacts';
 import { graphConnection } from '../activities/exchange/graph-client';
 import type { GraphSettings } from '../config';
 import type { Db } from '../db/connection';
@@ -22,7 +23,7 @@ export interface WorkerParams {
 export const DEFAULT_ACTIVITY_SETTINGS: ActivitySettings = {
   intervalSeconds: 300,
   batchSize: 500,
-  contactFolderName: 'VContacts',
+  containerNames: { contact: 'VContacts' },
   maxConcurrency: 4,
 };
 
@@ -39,7 +40,7 @@ export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; c
   const graph = graphConnection(p.graph, p.graphCaPem);
   const activities = createMailboxActivities({
     db: p.db,
-    contactsApi: new ContactsApi(graph.client, p.pageSize ?? 100),
+    adapters: { contact: contactsAdapter(p.db, new ContactsApi(graph.client, p.pageSize ?? 100)) },
     settings: { ...DEFAULT_ACTIVITY_SETTINGS, ...p.settings },
   });
   const worker = await Worker.create({

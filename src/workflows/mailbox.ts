@@ -34,6 +34,8 @@ export interface CarriedState {
   /** A batch limit left work for the next cycle: start it at once instead of waiting for the schedule. */
   workRemaining: boolean;
   cyclesCompleted: number;
+  /** The schedule last read, so the next cycle time is known from the first moment of a new run. */
+  intervalSeconds?: number;
 }
 
 export interface MailboxWorkflowInput {
@@ -76,7 +78,8 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
   };
   let syncing = false;
   let removed = false;
-  let nextCycleAt: number | null = null;
+  const dueAt = (interval: number) => (s.workRemaining ? Date.now() : (s.lastCycle?.end ? Date.parse(s.lastCycle.end) : 0) + interval * 1000);
+  let nextCycleAt: number | null = s.intervalSeconds !== undefined ? dueAt(s.intervalSeconds) : null;
 
   setHandler(pauseSignal, (reason?: string) => {
     s.paused = true;
@@ -122,8 +125,8 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
   if (!config.exists) return;
 
   // Wait until due or asked; a paused or failing mailbox waits for the operator.
-  const lastEnd = s.lastCycle?.end ? Date.parse(s.lastCycle.end) : 0;
-  nextCycleAt = s.workRemaining ? Date.now() : lastEnd + config.intervalSeconds * 1000;
+  s.intervalSeconds = config.intervalSeconds;
+  nextCycleAt = dueAt(config.intervalSeconds);
   for (;;) {
     if (removed) return;
     if (s.paused || s.needsAttentionReason) {
@@ -143,6 +146,8 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
   if (!current.exists) return;
   s.lastCycle = await runCycle(mailboxId, current.recordTypes, current.batchSize, s, () => s.paused || removed);
   syncing = false;
+  s.intervalSeconds = current.intervalSeconds;
+  nextCycleAt = dueAt(current.intervalSeconds);
   if (s.lastCycle.outcome === 'completed') s.cyclesCompleted++;
   if (removed) return;
 
