@@ -17,6 +17,19 @@ export interface MailboxTable {
   crm_user_id: string;
   policy_name: string | null;
   enrolled_at: Generated<Date>;
+  /** Mass deletes held by the emptied-side guard, per record type (0002_policies). */
+  held_deletes: Json<Record<string, HeldDeletesRow>> | null;
+  /** An operator's answer to held deletes, per record type: 'confirm' or 'discard' (0002_policies). */
+  delete_decision: Json<Record<string, 'confirm' | 'discard'>> | null;
+}
+
+export interface HeldDeletesRow {
+  side: 'exchange' | 'crm';
+  deleted: number;
+  mapped: number;
+  reason: string;
+  cycleId: string;
+  at: string;
 }
 
 export interface CursorTable {

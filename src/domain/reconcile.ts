@@ -17,6 +17,17 @@ export interface SideChange<R> {
   changeKey?: string;
   /** ISO time of the last modification on that side, for "newest wins". */
   modifiedAt?: string;
+  /** Key for merging new items across sides (contacts: the normalised email); only used with `mergeByEmail`. */
+  matchKey?: string;
+  /** Set when the policy's scope rules leave this item out (see policy.ts `outOfScope`). */
+  outOfScope?: OutOfScope;
+}
+
+/** Why an item is out of scope, and what that means for an item already linked. */
+export interface OutOfScope {
+  reason: string;
+  /** 'unlink': the pair stops syncing, both copies stay; 'ignore': this change is not synced, the link stays; 'sync': the rule applies to new items only. */
+  mapped: 'unlink' | 'ignore' | 'sync';
 }
 
 export interface MappingState {
@@ -31,10 +42,20 @@ export type Direction = 'both' | 'crm-to-exchange' | 'exchange-to-crm';
 export type ConflictRule = 'crm-wins' | 'exchange-wins' | 'newest-wins' | 'keep-both';
 export type DeleteRule = 'crm-master' | 'exchange-master' | 'delete-wins' | 'keep-updated';
 
+export type WriteKind = 'create' | 'update' | 'delete';
+
 export interface ReconcilePolicy {
   direction: Direction;
   conflict: ConflictRule;
   deleteVsUpdate: DeleteRule;
+  /** Operations never carried out on a side, whatever the direction and the rules decide. */
+  prevent?: Partial<Record<Side, Partial<Record<WriteKind, boolean>>>>;
+  /** Link an item new in Exchange to an item new in the CRM with the same `matchKey` instead of copying each across. */
+  mergeByEmail?: boolean;
+  /** 'match-only' (filter "matching-crm"): an Exchange item is synced only when it links to a CRM item; never copied. */
+  newExchangeItems?: 'copy' | 'match-only';
+  /** Emptied-side guard: hold mirrored deletes when one side deletes ≥ `share` of the mapped items and ≥ `minItems`. */
+  massDeleteGuard?: { minItems: number; share: number };
 }
 
 export const DEFAULT_RECONCILE_POLICY: ReconcilePolicy = { direction: 'both', conflict: 'crm-wins', deleteVsUpdate: 'keep-updated' };
@@ -47,7 +68,9 @@ export type Operation<R> =
   /** Both sides are gone (or the link must go): drop the mapping only. */
   | { kind: 'unlink'; crmId: string; exchangeId: string; reason: string }
   /** Nothing to write on either side; bring the mapping's fingerprints and change key up to date. */
-  | { kind: 'refresh'; crmId: string; exchangeId: string; crmFingerprint?: string; exchangeFingerprint?: string; exchangeChangeKey?: string; reason: string };
+  | { kind: 'refresh'; crmId: string; exchangeId: string; crmFingerprint?: string; exchangeFingerprint?: string; exchangeChangeKey?: string; reason: string }
+  /** Two existing items are the same record (merge by email): create the mapping only. */
+  | { kind: 'link'; crmId: string; exchangeId: string; crmFingerprint: string; exchangeFingerprint: string; exchangeChangeKey?: string; reason: string };
 
 export interface ConflictRecord {
   crmId: string;
@@ -62,15 +85,53 @@ export interface ReconcileInput<R> {
   /** Mapping rows for every id that appears in the changes (others may be included; they are ignored). */
   mappings: MappingState[];
   policy: ReconcilePolicy;
+  /** Number of mapping rows of this mailbox and type, for the emptied-side guard (no guard when absent). */
+  mappedTotal?: number;
+  /** An operator's answer to a held mass delete: mirror the deletes, or unlink the deleted items and keep the other side's copies. */
+  massDeleteDecision?: 'confirm' | 'discard';
+}
+
+export interface SkippedItem {
+  side: Side;
+  id: string;
+  reason: string;
+}
+
+/** A mass delete the emptied-side guard held back: nothing of it was planned. */
+export interface HeldDeletes {
+  side: Side;
+  deleted: number;
+  mapped: number;
+  reason: string;
 }
 
 export interface ReconcileOutput<R> {
   operations: Operation<R>[];
   conflicts: ConflictRecord[];
+  /** Items left out by the policy (scope rules, prevented creates, match-only), each with the reason. */
+  skipped: SkippedItem[];
+  /** Mass deletes held by the emptied-side guard; empty when none. */
+  held: HeldDeletes[];
 }
 
-const writes = (policy: ReconcilePolicy, side: Side): boolean =>
+const directionWrites = (policy: ReconcilePolicy, side: Side): boolean =>
   policy.direction === 'both' || (side === 'exchange' ? policy.direction === 'crm-to-exchange' : policy.direction === 'exchange-to-crm');
+
+/** Why the policy forbids writing `kind` to `side`: the direction, a prevent flag, or nothing (allowed). */
+type Block = { by: 'direction' } | { by: 'prevent'; flag: string } | undefined;
+function blocked(policy: ReconcilePolicy, side: Side, kind: WriteKind): Block {
+  if (!directionWrites(policy, side)) return { by: 'direction' };
+  if (policy.prevent?.[side]?.[kind]) return { by: 'prevent', flag: `prevent.${side}.${kind}` };
+  return undefined;
+}
+/** The tail of a reason when a write is blocked, e.g. "direction crm-to-exchange does not write to CRM". */
+function blockText(policy: ReconcilePolicy, b: NonNullable<Block>, side: Side, kind: WriteKind): string {
+  return b.by === 'direction' ? `direction ${policy.direction} does not write to ${label(side)}` : `${kind} in ${label(side)} prevented (${b.flag})`;
+}
+/** Short form for "→ no write" style reasons: "direction both" or "prevent.crm.update". */
+function blockShort(policy: ReconcilePolicy, b: NonNullable<Block>): string {
+  return b.by === 'direction' ? `direction ${policy.direction}` : `${b.flag} set`;
+}
 
 function byId<R>(changes: SideChange<R>[]): Map<string, SideChange<R>> {
   // The last change wins when an id appears twice; callers stage one row per id, so this is a safety net.
@@ -81,52 +142,185 @@ function byId<R>(changes: SideChange<R>[]): Map<string, SideChange<R>> {
 
 const sortKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+interface Out<R> {
+  ops: Operation<R>[];
+  conflicts: ConflictRecord[];
+  skipped: SkippedItem[];
+}
+
 export function reconcile<R>(input: ReconcileInput<R>): ReconcileOutput<R> {
   const { policy } = input;
   const ex = byId(input.exchange);
   const crm = byId(input.crm);
-  const ops: Operation<R>[] = [];
-  const conflicts: ConflictRecord[] = [];
+  const out: Out<R> = { ops: [], conflicts: [], skipped: [] };
   const seenEx = new Set<string>();
   const seenCrm = new Set<string>();
 
   const mappings = [...input.mappings].sort((a, b) => sortKey(a.crmId, b.crmId));
+
+  // Emptied-side guard: a side reporting (nearly) every mapped item deleted is more likely a wiped folder, a
+  // reassigned owner or a broken feed than a user's intent. Hold those deletes until an operator decides.
+  const held: HeldDeletes[] = [];
+  const heldSides = new Set<Side>();
+  if (policy.massDeleteGuard && input.mappedTotal !== undefined && input.mappedTotal > 0) {
+    for (const side of ['exchange', 'crm'] as Side[]) {
+      const mine = side === 'exchange' ? ex : crm;
+      const theirs = side === 'exchange' ? crm : ex;
+      let deleted = 0;
+      for (const m of mappings) {
+        const own = mine.get(side === 'exchange' ? m.exchangeId : m.crmId);
+        const other = theirs.get(side === 'exchange' ? m.crmId : m.exchangeId);
+        if (own?.removed && !other?.removed) deleted++;
+      }
+      const { minItems, share } = policy.massDeleteGuard;
+      if (deleted >= minItems && deleted >= share * input.mappedTotal) {
+        const pct = Math.round((deleted / input.mappedTotal) * 100);
+        const reason = `${label(side)} reports ${deleted} of ${input.mappedTotal} synced items deleted (${pct} %, guard: ≥ ${Math.round(share * 100)} % and ≥ ${minItems})`;
+        if (input.massDeleteDecision === undefined) held.push({ side, deleted, mapped: input.mappedTotal, reason });
+        heldSides.add(side);
+      }
+    }
+  }
+
   for (const m of mappings) {
     const e = ex.get(m.exchangeId);
     const c = crm.get(m.crmId);
     if (!e && !c) continue;
     seenEx.add(m.exchangeId);
     seenCrm.add(m.crmId);
-    planMapped(m, e, c, policy, ops, conflicts);
+    const ids = { crmId: m.crmId, exchangeId: m.exchangeId };
+    const massDeleted = (['exchange', 'crm'] as Side[]).find((side) => heldSides.has(side) && (side === 'exchange' ? e : c)?.removed && !(side === 'exchange' ? c : e)?.removed);
+    if (massDeleted) {
+      if (input.massDeleteDecision === undefined) {
+        out.skipped.push({ side: massDeleted, id: massDeleted === 'exchange' ? m.exchangeId : m.crmId, reason: `delete held by the emptied-side guard (awaits an operator's decision)` });
+        continue;
+      }
+      if (input.massDeleteDecision === 'discard') {
+        out.ops.push({ kind: 'unlink', ...ids, reason: `deleted in ${label(massDeleted)} in a mass delete an operator discarded: the ${label(otherSide(massDeleted))} copy is kept, unlinked` });
+        continue;
+      }
+      // 'confirm': plan it like any other delete.
+    }
+    planMapped(m, e, c, policy, out);
   }
 
-  // Unmapped items are new to the sync: copy them across where the direction allows.
-  for (const id of [...ex.keys()].sort(sortKey)) {
-    const e = ex.get(id)!;
-    if (seenEx.has(id) || e.removed || !e.record) continue;
-    if (writes(policy, 'crm')) {
-      ops.push({ kind: 'create', side: 'crm', sourceId: id, record: e.record, fingerprint: e.fingerprint!, reason: 'new in Exchange' });
+  // Unmapped items are new to the sync: link them by email, copy them across where the policy allows.
+  const newEx: SideChange<R>[] = [];
+  const newCrm: SideChange<R>[] = [];
+  for (const [map, seen, list, side] of [[ex, seenEx, newEx, 'exchange'], [crm, seenCrm, newCrm, 'crm']] as const) {
+    for (const id of [...map.keys()].sort(sortKey)) {
+      const ch = map.get(id)!;
+      if (seen.has(id) || ch.removed || !ch.record) continue;
+      if (ch.outOfScope) {
+        out.skipped.push({ side, id, reason: ch.outOfScope.reason });
+        continue;
+      }
+      list.push(ch);
     }
   }
-  for (const id of [...crm.keys()].sort(sortKey)) {
-    const c = crm.get(id)!;
-    if (seenCrm.has(id) || c.removed || !c.record) continue;
-    if (writes(policy, 'exchange')) {
-      ops.push({ kind: 'create', side: 'exchange', sourceId: id, record: c.record, fingerprint: c.fingerprint!, reason: 'new in CRM' });
+
+  const linkedEx = new Set<string>();
+  const linkedCrm = new Set<string>();
+  if (policy.mergeByEmail) {
+    const byKey = (list: SideChange<R>[]) => {
+      const m = new Map<string, SideChange<R>[]>();
+      for (const ch of list) if (ch.matchKey) m.set(ch.matchKey, [...(m.get(ch.matchKey) ?? []), ch]);
+      return m;
+    };
+    const crmByKey = byKey(newCrm);
+    for (const [key, exs] of [...byKey(newEx)].sort(([a], [b]) => sortKey(a, b))) {
+      const crms = crmByKey.get(key) ?? [];
+      // Items arrive sorted by id, so pairing the n-th with the n-th is deterministic.
+      for (let i = 0; i < Math.min(exs.length, crms.length); i++) {
+        mergePair(crms[i], exs[i], key, policy, out);
+        linkedEx.add(exs[i].id);
+        linkedCrm.add(crms[i].id);
+      }
     }
   }
-  return { operations: ops, conflicts };
+
+  for (const e of newEx) {
+    if (linkedEx.has(e.id)) continue;
+    if (policy.newExchangeItems === 'match-only') {
+      out.skipped.push({ side: 'exchange', id: e.id, reason: 'new in Exchange and linked to no CRM record (filter matching-crm): not copied' });
+      continue;
+    }
+    const b = blocked(policy, 'crm', 'create');
+    if (b) {
+      if (b.by === 'prevent') out.skipped.push({ side: 'exchange', id: e.id, reason: `new in Exchange; ${blockText(policy, b, 'crm', 'create')}` });
+      continue;
+    }
+    out.ops.push({ kind: 'create', side: 'crm', sourceId: e.id, record: e.record!, fingerprint: e.fingerprint!, reason: 'new in Exchange' });
+  }
+  for (const c of newCrm) {
+    if (linkedCrm.has(c.id)) continue;
+    const b = blocked(policy, 'exchange', 'create');
+    if (b) {
+      if (b.by === 'prevent') out.skipped.push({ side: 'crm', id: c.id, reason: `new in CRM; ${blockText(policy, b, 'exchange', 'create')}` });
+      continue;
+    }
+    out.ops.push({ kind: 'create', side: 'exchange', sourceId: c.id, record: c.record!, fingerprint: c.fingerprint!, reason: 'new in CRM' });
+  }
+  return { operations: out.ops, conflicts: out.conflicts, skipped: out.skipped, held };
 }
 
-function planMapped<R>(
-  m: MappingState,
-  e: SideChange<R> | undefined,
-  c: SideChange<R> | undefined,
-  policy: ReconcilePolicy,
-  ops: Operation<R>[],
-  conflicts: ConflictRecord[],
-): void {
+/** Decides which version of an edited pair wins under the conflict rule; 'both' for keep-both. */
+function conflictWinner<R>(policy: ReconcilePolicy, E: SideChange<R>, C: SideChange<R>): Side | 'both' {
+  switch (policy.conflict) {
+    case 'crm-wins': return 'crm';
+    case 'exchange-wins': return 'exchange';
+    case 'keep-both': return 'both';
+    case 'newest-wins':
+      // Ties go to the CRM: a deterministic answer matters more than which side it favours. The two sides write
+      // their times differently (Graph: whole seconds or 7 fractional digits; the CRM feed: 6), so compare
+      // instants, not strings. A missing or unreadable time loses to a known one.
+      return instant(E.modifiedAt) > instant(C.modifiedAt) ? 'exchange' : 'crm';
+  }
+}
+
+/** Two new items with the same email: link them; if they differ, the conflict rule says whose version both get. */
+function mergePair<R>(C: SideChange<R>, E: SideChange<R>, key: string, policy: ReconcilePolicy, out: Out<R>): void {
+  const ids = { crmId: C.id, exchangeId: E.id };
+  const reason = `new on both sides with the same email ${key}: linked (mergeByEmail)`;
+  out.ops.push({ kind: 'link', ...ids, crmFingerprint: C.fingerprint!, exchangeFingerprint: E.fingerprint!, exchangeChangeKey: E.changeKey, reason });
+  if (C.fingerprint === E.fingerprint) return;
+  // A merge keeps one record, so keep-both (which would duplicate) falls back to the CRM version.
+  const w = conflictWinner(policy, E, C);
+  const winner: Side = w === 'both' ? 'crm' : w;
+  const rule = `merge by email; conflict: ${policy.conflict}${w === 'both' ? ' (a merge keeps one record: CRM version)' : ''}`;
+  const loser = otherSide(winner);
+  const win = winner === 'crm' ? C : E;
+  const b = blocked(policy, loser, 'update');
+  if (!b) {
+    out.ops.push({ kind: 'update', side: loser, ...ids, record: win.record!, fingerprint: win.fingerprint!, reason: `merged by email; versions differ; ${label(winner)} version kept (${rule})` });
+    out.conflicts.push({ ...ids, rule, outcome: `linked; ${label(winner)} version written to ${label(loser)}` });
+  } else {
+    out.conflicts.push({ ...ids, rule, outcome: `linked; no write (${blockShort(policy, b)})` });
+  }
+}
+
+function planMapped<R>(m: MappingState, e: SideChange<R> | undefined, c: SideChange<R> | undefined, policy: ReconcilePolicy, out: Out<R>): void {
+  const { ops, conflicts } = out;
   const ids = { crmId: m.crmId, exchangeId: m.exchangeId };
+
+  // Scope: an excluded item (private, DoNotSync) splits the pair; a change outside a time window is not synced.
+  for (const [ch, side] of [[e, 'exchange'], [c, 'crm']] as const) {
+    const scope = ch && !ch.removed ? ch.outOfScope : undefined;
+    if (scope?.mapped === 'unlink') {
+      ops.push({ kind: 'unlink', ...ids, reason: `${label(side)} item excluded: ${scope.reason}; the pair is no longer synced, both copies stay` });
+      return;
+    }
+  }
+  if (e && !e.removed && e.outOfScope?.mapped === 'ignore') {
+    out.skipped.push({ side: 'exchange', id: e.id, reason: e.outOfScope.reason });
+    e = undefined;
+  }
+  if (c && !c.removed && c.outOfScope?.mapped === 'ignore') {
+    out.skipped.push({ side: 'crm', id: c.id, reason: c.outOfScope.reason });
+    c = undefined;
+  }
+  if (!e && !c) return;
+
   // A change whose fingerprint equals the mapping's is an echo of our own write or a no-op edit.
   const exChanged = !!e && (e.removed || e.fingerprint !== m.exchangeFingerprint);
   const crmChanged = !!c && (c.removed || c.fingerprint !== m.crmFingerprint);
@@ -173,15 +367,17 @@ function planMapped<R>(
     case 'exchange-master': deleteWins = deleted === 'exchange'; break;
   }
   const rule = `delete-vs-update: ${policy.deleteVsUpdate}`;
-  if (deleteWins && writes(policy, updated)) {
+  // Prevent flags override the rule (LinkPoint): a prevented delete or re-create leaves the pair unlinked.
+  const b = deleteWins ? blocked(policy, updated, 'delete') : blocked(policy, deleted, 'create');
+  if (deleteWins && !b) {
     ops.push({ kind: 'delete', side: updated, ...ids, reason: `deleted in ${label(deleted)}, updated in ${label(updated)}; ${rule} → delete` });
     conflicts.push({ ...ids, rule, outcome: `deleted in ${label(updated)} too` });
-  } else if (!deleteWins && writes(policy, deleted)) {
+  } else if (!deleteWins && !b) {
     ops.push({ kind: 'unlink', ...ids, reason: `deleted in ${label(deleted)}, updated in ${label(updated)}; ${rule} → recreate` });
     ops.push({ kind: 'create', side: deleted, sourceId: updated === 'crm' ? m.crmId : m.exchangeId, record: upd.record!, fingerprint: upd.fingerprint!, reason: `recreated after delete in ${label(deleted)} (${rule})` });
     conflicts.push({ ...ids, rule, outcome: `recreated in ${label(deleted)}` });
   } else {
-    ops.push({ kind: 'unlink', ...ids, reason: `deleted in ${label(deleted)}, updated in ${label(updated)}; ${rule}, direction ${policy.direction} → unlinked` });
+    ops.push({ kind: 'unlink', ...ids, reason: `deleted in ${label(deleted)}, updated in ${label(updated)}; ${rule}, ${blockShort(policy, b!)} → unlinked` });
     conflicts.push({ ...ids, rule, outcome: 'unlinked; each side keeps its state' });
   }
 }
@@ -193,10 +389,14 @@ function label(s: Side): string {
 function applyOneSide<R>(from: Side, ch: SideChange<R>, m: MappingState, policy: ReconcilePolicy, ops: Operation<R>[]): void {
   const ids = { crmId: m.crmId, exchangeId: m.exchangeId };
   const to = otherSide(from);
-  if (!writes(policy, to)) {
-    // One-way sync away from `from`: its edits stay there. Keep the mapping current so they are not re-planned.
-    if (ch.removed) ops.push({ kind: 'unlink', ...ids, reason: `deleted in ${label(from)}; direction ${policy.direction} does not write to ${label(to)}` });
-    else ops.push({ kind: 'refresh', ...ids, ...(from === 'crm' ? { crmFingerprint: ch.fingerprint } : { exchangeFingerprint: ch.fingerprint, exchangeChangeKey: ch.changeKey }), reason: `changed in ${label(from)}; direction ${policy.direction} does not write to ${label(to)}` });
+  const kind: WriteKind = ch.removed ? 'delete' : 'update';
+  const b = blocked(policy, to, kind);
+  if (b) {
+    // One-way sync away from `from`, or a prevented write: the change stays there. Keep the mapping current so
+    // it is not re-planned; a delete that cannot be mirrored unlinks the survivor.
+    const why = blockText(policy, b, to, kind);
+    if (ch.removed) ops.push({ kind: 'unlink', ...ids, reason: `deleted in ${label(from)}; ${why}` });
+    else ops.push({ kind: 'refresh', ...ids, ...(from === 'crm' ? { crmFingerprint: ch.fingerprint } : { exchangeFingerprint: ch.fingerprint, exchangeChangeKey: ch.changeKey }), reason: `changed in ${label(from)}; ${why}` });
     return;
   }
   if (ch.removed) {
@@ -214,34 +414,26 @@ function instant(iso: string | undefined): number {
 function resolveConflict<R>(m: MappingState, E: SideChange<R>, C: SideChange<R>, policy: ReconcilePolicy, ops: Operation<R>[], conflicts: ConflictRecord[]): void {
   const ids = { crmId: m.crmId, exchangeId: m.exchangeId };
   const rule = `conflict: ${policy.conflict}`;
-  let winner: Side | 'both';
-  switch (policy.conflict) {
-    case 'crm-wins': winner = 'crm'; break;
-    case 'exchange-wins': winner = 'exchange'; break;
-    case 'keep-both': winner = 'both'; break;
-    case 'newest-wins': {
-      // Ties go to the CRM: a deterministic answer matters more than which side it favours. The two sides write
-      // their times differently (Graph: whole seconds or 7 fractional digits; the CRM feed: 6), so compare
-      // instants, not strings. A missing or unreadable time loses to a known one.
-      winner = instant(E.modifiedAt) > instant(C.modifiedAt) ? 'exchange' : 'crm';
-      break;
-    }
-  }
+  const winner = conflictWinner(policy, E, C);
   if (winner === 'both') {
     // Each version keeps its own counterpart: the pair is split and each side's version is copied across.
     ops.push({ kind: 'unlink', ...ids, reason: `edited on both sides; ${rule}` });
-    if (writes(policy, 'exchange')) ops.push({ kind: 'create', side: 'exchange', sourceId: m.crmId, record: C.record!, fingerprint: C.fingerprint!, reason: `CRM version kept as a copy (${rule})` });
-    if (writes(policy, 'crm')) ops.push({ kind: 'create', side: 'crm', sourceId: m.exchangeId, record: E.record!, fingerprint: E.fingerprint!, reason: `Exchange version kept as a copy (${rule})` });
-    conflicts.push({ ...ids, rule, outcome: 'both versions kept' });
+    const toEx = blocked(policy, 'exchange', 'create');
+    const toCrm = blocked(policy, 'crm', 'create');
+    if (!toEx) ops.push({ kind: 'create', side: 'exchange', sourceId: m.crmId, record: C.record!, fingerprint: C.fingerprint!, reason: `CRM version kept as a copy (${rule})` });
+    if (!toCrm) ops.push({ kind: 'create', side: 'crm', sourceId: m.exchangeId, record: E.record!, fingerprint: E.fingerprint!, reason: `Exchange version kept as a copy (${rule})` });
+    const notCopied = [toEx?.by === 'prevent' ? ' (not copied to Exchange: prevent.exchange.create)' : '', toCrm?.by === 'prevent' ? ' (not copied to CRM: prevent.crm.create)' : ''].join('');
+    conflicts.push({ ...ids, rule, outcome: `both versions kept${notCopied}` });
     return;
   }
   const loser = otherSide(winner);
   const win = winner === 'crm' ? C : E;
-  if (writes(policy, loser)) {
+  const b = blocked(policy, loser, 'update');
+  if (!b) {
     ops.push({ kind: 'update', side: loser, ...ids, record: win.record!, fingerprint: win.fingerprint!, reason: `edited on both sides; ${rule} → ${label(winner)} version kept` });
     conflicts.push({ ...ids, rule, outcome: `${label(winner)} version written to ${label(loser)}` });
   } else {
-    ops.push({ kind: 'refresh', ...ids, crmFingerprint: C.fingerprint, exchangeFingerprint: E.fingerprint, exchangeChangeKey: E.changeKey, reason: `edited on both sides; ${rule}, direction ${policy.direction} → no write` });
-    conflicts.push({ ...ids, rule, outcome: 'no write (direction)' });
+    ops.push({ kind: 'refresh', ...ids, crmFingerprint: C.fingerprint, exchangeFingerprint: E.fingerprint, exchangeChangeKey: E.changeKey, reason: `edited on both sides; ${rule}, ${blockShort(policy, b)} → no write` });
+    conflicts.push({ ...ids, rule, outcome: b.by === 'direction' ? 'no write (direction)' : `no write (${b.flag})` });
   }
 }

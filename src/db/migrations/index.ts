@@ -4,9 +4,11 @@
  */
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial';
+import * as m0002 from './0002_policies';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
+  '0002_policies': m0002,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,203 @@
+/**
+ * Planning one record type of one cycle, without I/O: staged rows of both sides → records (through the type's
+ * field mapper) → the policy's field limits and scope rules → reconcile(). Used by the `plan` activity and by the
+ * dry run (`cxsync plan`), so both decide the same way.
+ */
+import { CONTACT_FIELD_LIMITS } from './contact';
+import { fingerprint } from './fingerprint';
+import { logs, outOfScope, reconcilePolicyFor, type Policy, type ScopeTraits } from './policy';
+import { reconcile, type MappingState, type ReconcileOutput, type Side, type SideChange } from './reconcile';
+import type { Result } from './result';
+
+export interface StagedItem {
+  id: string;
+  removed: boolean;
+  changeKey: string | null;
+  payload: Record<string, unknown> | null;
+}
+
+/** The pure part of a record type's adapter. */
+export interface RecordParser<R> {
+  fromExchange(payload: Record<string, unknown>): Result<R>;
+  fromCrm(payload: Record<string, unknown>): Result<R>;
+  exchangeModifiedAt(payload: Record<string, unknown>): string | undefined;
+}
+
+/**
+ * The body field of each type on each side (payload keys) and its limit: "too-long body" in the policy's field
+ * limits. Types not listed have no truncatable body yet; their validators reject over-long fields (skip and log).
+ */
+export const BODY_FIELDS: Record<string, { crm: string; exchange: string; limit: number } | undefined> = {
+  contact: { crm: 'notes', exchange: 'personalNotes', limit: CONTACT_FIELD_LIMITS.notes },
+};
+
+/** The key new items are merged by (merge by email), per type. */
+export const MATCH_KEYS: Record<string, ((record: unknown) => string | undefined) | undefined> = {
+  contact: (r) => {
+    const email = (r as { email?: unknown }).email;
+    return typeof email === 'string' && email ? email.toLowerCase() : undefined;
+  },
+};
+
+function strings(v: unknown): string[] | undefined {
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string');
+  if (typeof v === 'string') return v.split(/[,;]/).map((s) => s.trim()).filter(Boolean);
+  return undefined;
+}
+
+/** Graph dateTimeTimeZone ({ dateTime, timeZone }) or an ISO string → ISO instant (UTC unless an offset is given). */
+function graphInstant(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { dateTime?: unknown }).dateTime === 'string') {
+    const dt = (v as { dateTime: string }).dateTime;
+    return /Z|[+-]\d\d:\d\d$/.test(dt) ? dt : `${dt}Z`;
+  }
+  return undefined;
+}
+
+/** Scope traits of an Exchange item, from Graph's common item properties (contacts, events, To Do tasks). */
+export function exchangeTraits(p: Record<string, unknown>): ScopeTraits {
+  const sensitivity = typeof p.sensitivity === 'string' ? p.sensitivity.toLowerCase() : undefined;
+  return {
+    categories: strings(p.categories),
+    private: sensitivity === undefined ? undefined : sensitivity === 'private' || sensitivity === 'confidential',
+    start: graphInstant(p.start),
+    end: graphInstant(p.end) ?? graphInstant(p.dueDateTime),
+    recurring: p.type === 'seriesMaster' || (p.recurrence !== undefined && p.recurrence !== null) || undefined,
+    open: typeof p.status === 'string' ? p.status !== 'completed' : undefined,
+    modifiedAt: typeof p.lastModifiedDateTime === 'string' ? p.lastModifiedDateTime : undefined,
+  };
+}
+
+/**
+ * Scope traits of a CRM row. The built-in CRM's contacts carry none of these (no private flag, no categories);
+ * CRM record types that have them use these column names: is_private / private, categories (list or
+ * comma-separated), start_at / starts_at, end_at / ends_at, recurring / is_recurring, status (completed, done,
+ * canceled, cancelled = not open) or completed_at, and updatedAt (added by the feed).
+ */
+export function crmTraits(p: Record<string, unknown>): ScopeTraits {
+  const bool = (...keys: string[]) => {
+    for (const k of keys) if (typeof p[k] === 'boolean') return p[k] as boolean;
+    return undefined;
+  };
+  const str = (...keys: string[]) => {
+    for (const k of keys) if (typeof p[k] === 'string' && p[k]) return p[k] as string;
+    return undefined;
+  };
+  const status = str('status')?.toLowerCase();
+  return {
+    categories: strings(p.categories),
+    private: bool('is_private', 'private'),
+    start: str('start_at', 'starts_at'),
+    end: str('end_at', 'ends_at', 'due_at'),
+    recurring: bool('recurring', 'is_recurring'),
+    open: status !== undefined ? !['completed', 'done', 'canceled', 'cancelled'].includes(status) : p.completed_at !== undefined ? !p.completed_at : undefined,
+    modifiedAt: str('updatedAt', 'updated_at'),
+  };
+}
+
+export interface PlanNote {
+  level: 'error' | 'warn' | 'info' | 'verbose';
+  side?: Side;
+  itemId?: string;
+  message: string;
+}
+
+export interface CyclePlanInput<R> {
+  recordType: string;
+  exchange: StagedItem[];
+  crm: StagedItem[];
+  /** Mapping rows touching any staged id. */
+  mappings: MappingState[];
+  /** All mapping rows of the mailbox and type (emptied-side guard). */
+  mappedTotal: number;
+  policy: Policy;
+  parser: RecordParser<R>;
+  /** The type's first round: no saved delta link or CRM watermark yet. */
+  firstSync: boolean;
+  now: Date;
+  massDeleteDecision?: 'confirm' | 'discard';
+}
+
+export interface CyclePlan<R> extends ReconcileOutput<R> {
+  /** Lines for the sync log (already filtered by the policy's log level; errors always kept). */
+  notes: PlanNote[];
+  exchangeChanges: Map<string, SideChange<R>>;
+  crmChanges: Map<string, SideChange<R>>;
+}
+
+function cut(s: string, limit: number): string {
+  let t = s.slice(0, limit);
+  // Never leave half a surrogate pair at the end.
+  const last = t.charCodeAt(t.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) t = t.slice(0, -1);
+  return t;
+}
+
+export function planCycle<R>(input: CyclePlanInput<R>): CyclePlan<R> {
+  const { policy, recordType, parser } = input;
+  const notes: PlanNote[] = [];
+  const body = BODY_FIELDS[recordType];
+  const matchKey = MATCH_KEYS[recordType];
+  const rp = reconcilePolicyFor(policy, recordType);
+
+  const toChanges = (side: Side, rows: StagedItem[]): Map<string, SideChange<R>> => {
+    const out = new Map<string, SideChange<R>>();
+    for (const r of rows) {
+      if (r.removed) {
+        out.set(r.id, { id: r.id, removed: true });
+        continue;
+      }
+      let payload = { ...(r.payload ?? {}) };
+      if (body) {
+        const key = side === 'crm' ? body.crm : body.exchange;
+        const v = payload[key];
+        if (typeof v === 'string' && v.trim().length > body.limit) {
+          if (policy.fieldLimits.body === 'skip') {
+            notes.push({ level: 'error', side, itemId: r.id, message: `skipped: field ${key} is ${v.trim().length} characters long; the limit is ${body.limit} (fieldLimits.body is skip)` });
+            continue;
+          }
+          payload = { ...payload, [key]: cut(v.trim(), body.limit) };
+          notes.push({ level: 'warn', side, itemId: r.id, message: `field ${key} is ${v.trim().length} characters long; truncated to ${body.limit} (fieldLimits.body is truncate)` });
+        }
+      }
+      const parsed = side === 'crm' ? parser.fromCrm(payload) : parser.fromExchange(payload);
+      if (!parsed.ok) {
+        notes.push({ level: 'error', side, itemId: r.id, message: `skipped: ${parsed.error}` });
+        continue;
+      }
+      const traits = side === 'crm' ? crmTraits(payload) : exchangeTraits(payload);
+      const scope = outOfScope(policy, recordType, side, traits, { now: input.now, firstSync: input.firstSync });
+      out.set(r.id, {
+        id: r.id,
+        removed: false,
+        record: parsed.value,
+        fingerprint: fingerprint(parsed.value),
+        ...(side === 'exchange' ? { changeKey: r.changeKey ?? undefined, modifiedAt: parser.exchangeModifiedAt(payload) } : { modifiedAt: typeof payload.updatedAt === 'string' ? payload.updatedAt : undefined }),
+        ...(rp.mergeByEmail && matchKey ? { matchKey: matchKey(parsed.value) } : {}),
+        ...(scope ? { outOfScope: scope } : {}),
+      });
+    }
+    return out;
+  };
+
+  const exchangeChanges = toChanges('exchange', input.exchange);
+  const crmChanges = toChanges('crm', input.crm);
+  const result = reconcile<R>({
+    exchange: [...exchangeChanges.values()],
+    crm: [...crmChanges.values()],
+    mappings: input.mappings,
+    policy: rp,
+    mappedTotal: input.mappedTotal,
+    massDeleteDecision: input.massDeleteDecision,
+  });
+
+  for (const s of result.skipped) notes.push({ level: 'verbose', side: s.side, itemId: s.id, message: `not synced: ${s.reason}` });
+  for (const h of result.held) notes.push({ level: 'warn', side: h.side, message: `mass delete held: ${h.reason}; no deletes mirrored until an operator decides` });
+  for (const op of result.operations) {
+    if (op.kind === 'link') notes.push({ level: 'info', side: 'exchange', itemId: op.exchangeId, message: `linked to CRM ${op.crmId}: ${op.reason}` });
+  }
+  if (input.massDeleteDecision) notes.push({ level: 'warn', message: `mass delete ${input.massDeleteDecision === 'confirm' ? 'confirmed' : 'discarded'} by an operator` });
+
+  return { ...result, notes: notes.filter((n) => logs(policy, n.level)), exchangeChanges, crmChanges };
+}

@@ -1,0 +1,333 @@
+/**
+ * Sync policies (DESIGN.md, "Policy"; docs/POLICIES.md): what is synced, in which direction, how conflicts and
+ * deletes are settled, which items are in scope, when cycles run. A policy file is JSON; every field is
+ * optional and falls back to the built-in default, so `{ "contact": { "direction": "crm-to-exchange" } }` is a
+ * complete policy. Validation names the field path and the values it accepts.
+ *
+ * Per-type settings live in sections keyed by record type ('contact', 'event', 'task'); a type's section is
+ * read by the cycle only once the type is synced (src/domain/status.ts RECORD_TYPES), so the event and task
+ * sections can be set ahead of time.
+ */
+import { z } from 'zod';
+import { fail, ok, type Result } from './result';
+import { isValidTimeZone, parseHhMm, WEEKDAYS } from './schedule';
+import type { ReconcilePolicy, Side } from './reconcile';
+
+export const DIRECTIONS = ['both', 'crm-to-exchange', 'exchange-to-crm'] as const;
+export const CONFLICT_RULES = ['crm-wins', 'exchange-wins', 'keep-both', 'newest-wins'] as const;
+export const DELETE_RULES = ['crm-master', 'exchange-master', 'delete-wins', 'keep-updated'] as const;
+export const FILTERS = ['all', 'owned', 'workgroup', 'matching-crm', 'category'] as const;
+export const LOG_LEVELS = ['none', 'default', 'informational', 'verbose'] as const;
+export const BODY_RULES = ['truncate', 'skip'] as const;
+export const CATEGORY_COLORS = Array.from({ length: 25 }, (_, i) => `preset${i}`) as [string, ...string[]];
+export const POLICY_RECORD_TYPES = ['contact', 'event', 'task'] as const;
+export type PolicyRecordType = (typeof POLICY_RECORD_TYPES)[number];
+export type Filter = (typeof FILTERS)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The name of the policy a mailbox without one uses. It is stored like any other and can be updated, not deleted. */
+export const DEFAULT_POLICY_NAME = 'default';
+export const POLICY_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/**
+ * Filters each record type's CRM side can serve today. The CRM contact feed reads the contacts the user owns,
+ * so "all" and "workgroup" cannot be honoured for contacts yet: they are refused rather than ignored.
+ */
+export const SUPPORTED_FILTERS: Record<PolicyRecordType, readonly Filter[]> = {
+  contact: ['owned', 'matching-crm', 'category'],
+  event: ['owned', 'matching-crm', 'category'],
+  task: ['owned', 'matching-crm', 'category'],
+};
+
+const enumOf = <T extends readonly [string, ...string[]]>(values: T) => z.enum(values as unknown as [T[number], ...T[number][]]);
+
+const sidePrevent = z
+  .object({ create: z.boolean().default(false), update: z.boolean().default(false), delete: z.boolean().default(false) })
+  .strict()
+  .default({});
+
+const category = z
+  .object({
+    name: z.string().trim().min(1, 'must not be empty').max(255),
+    color: z.enum(CATEGORY_COLORS),
+  })
+  .strict();
+
+function typeSection(defaults: { folder: string }) {
+  return {
+    enabled: z.boolean().default(true),
+    direction: enumOf(DIRECTIONS).default('both'),
+    conflict: enumOf(CONFLICT_RULES).default('crm-wins'),
+    deleteVsUpdate: enumOf(DELETE_RULES).default('keep-updated'),
+    /** Operations never carried out on a side, whatever the direction and rules say. */
+    prevent: z.object({ crm: sidePrevent, exchange: sidePrevent }).strict().default({}),
+    filter: enumOf(FILTERS).default('owned'),
+    /** The category designating Exchange items to sync with filter "category"; default: the marking category's name. */
+    filterCategory: z.string().trim().min(1, 'must not be empty').max(255).nullable().default(null),
+    excludePrivate: z.boolean().default(true),
+    /** Items carrying this category are never synced; null turns the exclusion off. */
+    excludeCategory: z.string().trim().min(1, 'must not be empty').max(255).nullable().default('DoNotSync'),
+    /** Dedicated folder (created on first use), or null for the mailbox's default folder. */
+    folder: z.string().trim().min(1, 'must not be empty; use null for the default folder').max(255).nullable().default(defaults.folder),
+    /** Overrides the policy's marking category for this type. */
+    category: category.nullable().default(null),
+    /** Do not mark items exported to Exchange with the category. */
+    syncWithoutCategory: z.boolean().default(false),
+  };
+}
+
+const contactSection = z
+  .object({
+    ...typeSection({ folder: 'VContacts' }),
+    /** Link a new Exchange contact to a new CRM contact with the same email instead of copying each across. */
+    mergeByEmail: z.boolean().default(true),
+    /** Contact class given to contacts imported into the CRM; null for none. */
+    contactClass: z.string().trim().min(1, 'must not be empty').max(100).nullable().default(null),
+  })
+  .strict()
+  .default({});
+
+const eventSection = z
+  .object({
+    ...typeSection({ folder: 'VEvents' }),
+    /** Events are synced from this many days in the past (at most 30) to this many in the future (at most 365). */
+    window: z
+      .object({ pastDays: z.number().int().min(0).max(30).default(30), futureDays: z.number().int().min(0).max(365).default(365) })
+      .strict()
+      .default({}),
+    /** First sync (as Sage CRM): events modified or ending in the last N days, and recurring ones. */
+    firstSync: z.object({ days: z.number().int().min(0).max(365).default(14), recurring: z.boolean().default(true) }).strict().default({}),
+  })
+  .strict()
+  .default({});
+
+const taskSection = z
+  .object({
+    ...typeSection({ folder: 'VTasks' }),
+    /** First sync (as Sage CRM): tasks modified in the last N days, and open ones. */
+    firstSync: z.object({ days: z.number().int().min(0).max(365).default(14), open: z.boolean().default(true) }).strict().default({}),
+  })
+  .strict()
+  .default({});
+
+const activeHours = z
+  .object({
+    days: z.array(z.enum(WEEKDAYS)).min(1, 'must name at least one day').default([...WEEKDAYS]),
+    from: z.string().refine((s) => parseHhMm(s) !== undefined && s !== '24:00', 'must be a time HH:MM between 00:00 and 23:59').default('00:00'),
+    to: z.string().refine((s) => parseHhMm(s) !== undefined, 'must be a time HH:MM between 00:00 and 24:00').default('24:00'),
+    /** IANA time zone; default: the CRM user's time zone. */
+    timeZone: z.string().refine(isValidTimeZone, 'must be an IANA time zone such as Europe/Berlin').nullable().default(null),
+  })
+  .strict();
+
+export const policySchema = z
+  .object({
+    description: z.string().max(500).default(''),
+    /** Category (name and colour preset0..preset24) marking items exported to Exchange. */
+    category: category.default({ name: 'CRM', color: 'preset7' }),
+    schedule: z
+      .object({
+        /** Seconds between scheduled cycles; null: the worker's CXSYNC_SYNC_INTERVAL_SECONDS. */
+        intervalSeconds: z.number().int().min(5).max(7 * 24 * 3600).nullable().default(null),
+        /** When scheduled cycles may start; null: any time. sync-now is not limited. */
+        activeHours: activeHours.nullable().default(null),
+      })
+      .strict()
+      .default({}),
+    /** Operations applied per batch and items per cycle and type; null: the worker's CXSYNC_BATCH_SIZE. */
+    batchSize: z.number().int().min(1).max(10_000).nullable().default(null),
+    fieldLimits: z
+      .object({
+        /** A body (notes, description) over its limit: cut to the limit, or skip the item. */
+        body: enumOf(BODY_RULES).default('truncate'),
+      })
+      .strict()
+      .default({}),
+    logLevel: enumOf(LOG_LEVELS).default('default'),
+    /** Emptied-side guard: when one side deletes at least `share` of the mapped items and at least `minItems`, hold. */
+    massDeleteGuard: z
+      .object({
+        enabled: z.boolean().default(true),
+        minItems: z.number().int().min(1).default(10),
+        share: z.number().min(0.01).max(1).default(0.9),
+      })
+      .strict()
+      .default({}),
+    contact: contactSection,
+    event: eventSection,
+    task: taskSection,
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    for (const t of POLICY_RECORD_TYPES) {
+      const s = p[t];
+      if (!SUPPORTED_FILTERS[t].includes(s.filter)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [t, 'filter'],
+          message: `"${s.filter}" is not available for ${t}s yet (the CRM ${t} feed reads the items the user owns); use one of ${SUPPORTED_FILTERS[t].join(', ')}`,
+        });
+      }
+    }
+  });
+
+export type Policy = z.output<typeof policySchema>;
+export type PolicyInput = z.input<typeof policySchema>;
+export type TypePolicy = Policy['contact'] | Policy['event'] | Policy['task'];
+
+function describeValue(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v);
+  return s.length > 40 ? `${s.slice(0, 37)}...` : s;
+}
+
+function valueAt(input: unknown, path: (string | number)[]): unknown {
+  let cur = input;
+  for (const k of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string | number, unknown>)[k];
+  }
+  return cur;
+}
+
+/** One readable line per problem: the field path, what it accepts, and what it got. */
+export function formatPolicyIssues(error: z.ZodError, input: unknown): string[] {
+  return error.issues.map((i) => {
+    const path = i.path.join('.');
+    const at = path || 'policy';
+    const got = ` (got ${describeValue(valueAt(input, i.path))})`;
+    switch (i.code) {
+      case 'invalid_enum_value':
+        return `${at} must be one of ${i.options.join(', ')}${got}`;
+      case 'invalid_literal':
+        return `${at} must be ${JSON.stringify(i.expected)}${got}`;
+      case 'invalid_type':
+        if (i.received === 'undefined') return `${at} is required`;
+        return `${at} must be ${i.expected === 'object' ? 'an object' : i.expected === 'array' ? 'a list' : `a ${i.expected}`}${got}`;
+      case 'unrecognized_keys':
+        return `${path ? `${path}: ` : ''}unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+      case 'too_small':
+        if (i.type === 'array') return `${at} ${i.message}`;
+        if (i.type === 'string') return `${at} ${i.message === 'must not be empty' || i.message.startsWith('must not be empty') ? i.message : `must be at least ${i.minimum} characters`}${got}`;
+        return `${at} must be at least ${i.minimum}${got}`;
+      case 'too_big':
+        if (i.type === 'string') return `${at} must be at most ${i.maximum} characters long`;
+        return `${at} must be at most ${i.maximum}${got}`;
+      default:
+        return `${at} ${i.message}${i.code === 'custom' ? '' : got}`;
+    }
+  });
+}
+
+/** Validates a policy document; missing fields take the built-in defaults. */
+export function parsePolicy(input: unknown): Result<Policy> {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return fail('a policy must be a JSON object, e.g. {"contact": {"direction": "both"}}');
+  const r = policySchema.safeParse(input);
+  if (!r.success) return fail(formatPolicyIssues(r.error, input).join('; '));
+  return ok(r.data);
+}
+
+/** The built-in default policy, fully resolved. */
+export const BUILTIN_POLICY: Policy = policySchema.parse({});
+
+/** The settings of one record type. */
+export function typePolicy(policy: Policy, recordType: string): TypePolicy {
+  const s = (policy as unknown as Record<string, TypePolicy | undefined>)[recordType];
+  if (!s) throw new Error(`the policy has no section for record type ${recordType}`);
+  return s;
+}
+
+/** The category marking items of this type exported to Exchange, or null when they go unmarked. */
+export function markingCategory(policy: Policy, recordType: string): { name: string; color: string } | null {
+  const s = typePolicy(policy, recordType);
+  if (s.syncWithoutCategory) return null;
+  return s.category ?? policy.category;
+}
+
+/** What the reconciler needs of a type's policy. */
+export function reconcilePolicyFor(policy: Policy, recordType: string): ReconcilePolicy {
+  const s = typePolicy(policy, recordType);
+  return {
+    direction: s.direction,
+    conflict: s.conflict,
+    deleteVsUpdate: s.deleteVsUpdate,
+    prevent: { crm: { ...s.prevent.crm }, exchange: { ...s.prevent.exchange } },
+    mergeByEmail: 'mergeByEmail' in s ? s.mergeByEmail : false,
+    newExchangeItems: s.filter === 'matching-crm' ? 'match-only' : 'copy',
+    massDeleteGuard: policy.massDeleteGuard.enabled ? { minItems: policy.massDeleteGuard.minItems, share: policy.massDeleteGuard.share } : undefined,
+  };
+}
+
+/** Which sync-log levels a policy's log level records. Errors are always recorded: a hidden error is a silent failure. */
+export function logs(policy: Policy, level: 'error' | 'warn' | 'info' | 'verbose'): boolean {
+  const rank = { none: 0, default: 1, informational: 2, verbose: 3 }[policy.logLevel];
+  const need = { error: 0, warn: 1, info: 2, verbose: 3 }[level];
+  return need <= rank;
+}
+
+// ---- scope: which items a type's policy lets through ------------------------------------------------------
+
+/** What scope rules look at, read from an item's payload on its side. Absent fields are "unknown": no rule fires. */
+export interface ScopeTraits {
+  categories?: string[];
+  private?: boolean;
+  /** Events: start and end instants (ISO). */
+  start?: string;
+  end?: string;
+  recurring?: boolean;
+  /** Tasks: not completed. */
+  open?: boolean;
+  modifiedAt?: string;
+}
+
+/** How a change that is out of scope is treated: skipped when unmapped; for a mapped pair, `mapped` says what happens. */
+export interface OutOfScope {
+  reason: string;
+  /** 'unlink': the pair stops syncing, both copies stay; 'ignore': this change is not synced, the link stays; 'sync': rule does not apply to linked items. */
+  mapped: 'unlink' | 'ignore' | 'sync';
+}
+
+const DAY = 24 * 3600 * 1000;
+
+function instant(iso: string | undefined): number | undefined {
+  if (!iso) return undefined;
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+/**
+ * The scope rules of a type's policy applied to one item. `firstSync` is true while the type's first round is
+ * planned (no saved cursor yet). Rules, in order: private and DoNotSync exclusions (any item, either side);
+ * the category designation (new Exchange items only); the event window; the first-sync window.
+ */
+export function outOfScope(policy: Policy, recordType: string, side: Side, traits: ScopeTraits, ctx: { now: Date; firstSync: boolean }): OutOfScope | undefined {
+  const s = typePolicy(policy, recordType);
+  const cats = (traits.categories ?? []).map((c) => c.toLowerCase());
+  if (s.excludePrivate && traits.private) return { reason: 'private item (excludePrivate)', mapped: 'unlink' };
+  if (s.excludeCategory && cats.includes(s.excludeCategory.toLowerCase())) return { reason: `has the category ${s.excludeCategory} (excludeCategory)`, mapped: 'unlink' };
+  if (s.filter === 'category' && side === 'exchange') {
+    const want = s.filterCategory ?? (s.category ?? policy.category).name;
+    if (!cats.includes(want.toLowerCase())) return { reason: `not in the category ${want} (filter category)`, mapped: 'sync' };
+  }
+  const now = ctx.now.getTime();
+  if (recordType === 'event') {
+    const ev = s as Policy['event'];
+    const start = instant(traits.start);
+    const end = instant(traits.end) ?? start;
+    if (!traits.recurring && end !== undefined && end < now - ev.window.pastDays * DAY) return { reason: `ended more than ${ev.window.pastDays} days ago (event window)`, mapped: 'ignore' };
+    if (!traits.recurring && start !== undefined && start > now + ev.window.futureDays * DAY) return { reason: `starts more than ${ev.window.futureDays} days ahead (event window)`, mapped: 'ignore' };
+    if (ctx.firstSync) {
+      const days = ev.firstSync.days * DAY;
+      const modified = instant(traits.modifiedAt);
+      const recent = (modified !== undefined && modified >= now - days) || (end !== undefined && end >= now - days);
+      if (!recent && !(ev.firstSync.recurring && traits.recurring)) return { reason: `first sync: not modified or ended in the last ${ev.firstSync.days} days${ev.firstSync.recurring ? ' and not recurring' : ''}`, mapped: 'ignore' };
+    }
+  }
+  if (recordType === 'task' && ctx.firstSync) {
+    const tk = s as Policy['task'];
+    const modified = instant(traits.modifiedAt);
+    const recent = modified !== undefined && modified >= now - tk.firstSync.days * DAY;
+    if (!recent && !(tk.firstSync.open && traits.open)) return { reason: `first sync: not modified in the last ${tk.firstSync.days} days${tk.firstSync.open ? ' and not open' : ''}`, mapped: 'ignore' };
+  }
+  return undefined;
+}
