@@ -4,7 +4,6 @@
  * CRM data, and a worker; enrols the demo mailboxes. Ctrl-C stops it all; data stays under CXSYNC_DATA_DIR.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -18,14 +17,8 @@ import { startDevServer } from '../worker/dev-server';
 import { quietTemporalSdk } from '../worker/logging';
 import { DEMO_EXCHANGE_CONTACTS, DEMO_MAILBOXES, seedDemoCrm } from './demo';
 import { Operator } from './operator';
+import { isListening } from '../util/net';
 
-function listening(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 export async function runDev(env: Env, say: (line: string) => void): Promise<void> {
   const dir = dataDir(env);
@@ -51,7 +44,7 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
     const port = Number(portText);
     let client: Client;
     let uiUrl: string;
-    if (await listening(host, port)) {
+    if (await isListening(host, port)) {
       const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
       cleanups.push(() => connection.close());
       client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });

@@ -4,20 +4,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import net from 'node:net';
+import { isListening } from '../util/net';
 
 export interface EmbeddedPostgres {
   url: string;
   stop(): Promise<void>;
 }
 
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 function pidAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
@@ -31,12 +24,12 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
   // A previous run killed without a chance to stop its server leaves it running: reuse it rather than fail.
   if (fs.existsSync(pidFile)) {
     const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
-    if (pid && pidAlive(pid) && (await portOpen(opts.port))) {
+    if (pid && pidAlive(pid) && (await isListening('127.0.0.1', opts.port))) {
       return { url, stop: async () => { try { process.kill(pid, 'SIGINT'); } catch { /* already gone */ } } };
     }
     if (pid && !pidAlive(pid)) fs.rmSync(pidFile, { force: true });
   }
-  if (await portOpen(opts.port)) {
+  if (await isListening('127.0.0.1', opts.port)) {
     throw new Error(`port ${opts.port} is already in use: set CXSYNC_EMBEDDED_PG_PORT to a free port or DATABASE_URL to your PostgreSQL`);
   }
   const log = opts.log ?? (() => undefined);

@@ -3,19 +3,12 @@
  * UI on TEMPORAL_UI_PORT. Owning the process (rather than the SDK's test environment) means Ctrl-C stops it.
  */
 import { spawn } from 'node:child_process';
-import net from 'node:net';
+import { isListening } from '../util/net';
 
 export interface DevServer {
   stop(): Promise<void>;
 }
 
-function listening(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
 
 export async function startDevServer(o: { cli: string; ip: string; port: number; uiPort: number; dbFile: string; namespace: string }): Promise<DevServer> {
   const child = spawn(
@@ -28,7 +21,7 @@ export async function startDevServer(o: { cli: string; ip: string; port: number;
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
   const deadline = Date.now() + 60_000;
-  while (!(await listening(o.ip, o.port))) {
+  while (!(await isListening(o.ip, o.port))) {
     if (exited) throw new Error(`the Temporal dev server exited at start: ${stderr.trim().split('\n').pop() ?? ''}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
