@@ -8,10 +8,14 @@ import { Context, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../db/connection';
 import { SyncStore, type NewOperation, type OperationRow } from '../db/sync-store';
-import { fingerprint } from '../domain/fingerprint';
-import { reconcile, DEFAULT_RECONCILE_POLICY, type MappingState, type SideChange } from '../domain/reconcile';
+import { PolicyStore } from '../db/policy-store';
+import { planCycle } from '../domain/planning';
+import { BUILTIN_POLICY, markingCategory, typePolicy, type Policy } from '../domain/policy';
+import type { MappingState } from '../domain/reconcile';
+import { activeWindows, isValidTimeZone } from '../domain/schedule';
 import { emptyTypeSummary, MAILBOX_NEEDS_ATTENTION, RECORD_TYPES, type CycleSummary, type RecordType, type TypeSummary } from '../domain/status';
 import type { ApplyResult, CycleRef, MailboxActivities, MailboxConfig, TypeStep } from '../workflows/activities-contract';
+import { PostgresCrmStore } from './crm/postgres-crm';
 import { classifyGraphError, toActivityFailure } from './exchange/errors';
 import type { RecordTypeAdapter } from './record-types/adapter';
 
@@ -31,6 +35,10 @@ export interface TypeSyncSettings {
   category: { name: string; color: string } | null;
   /** Items pulled and written per cycle and type. */
   batchSize: number;
+  /** The policy chose the mailbox's default folder / calendar / list instead of the dedicated `containerName`. */
+  defaultContainer?: boolean;
+  /** Contacts only: the contact class given to contacts created in the CRM (null: none). */
+  contactClass?: string | null;
 }
 
 export interface ActivityDeps {
@@ -51,6 +59,8 @@ function beat(details?: unknown): void {
 
 export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
   const store = new SyncStore(deps.db);
+  const policies = new PolicyStore(deps.db);
+  const crmStore = new PostgresCrmStore(deps.db);
   const { settings } = deps;
   const adapterFor = (t: RecordType) => deps.adapters[t];
 
@@ -58,8 +68,25 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
    * The settings of one record type for one mailbox: the single seam through which the mailbox's policy
    * reaches pull, plan and apply.
    */
-  async function typeSettings(_mailboxId: string, recordType: RecordType): Promise<TypeSyncSettings> {
-    return { containerName: settings.containerNames[recordType], category: null, batchSize: settings.batchSize };
+  async function typeSettings(mailboxId: string, recordType: RecordType): Promise<TypeSyncSettings> {
+    const policy = await policyOrFail(mailboxId);
+    const t = typePolicy(policy, recordType);
+    return {
+      containerName: t.folder ?? settings.containerNames[recordType],
+      category: markingCategory(policy, recordType),
+      batchSize: policy.batchSize ?? settings.batchSize,
+      defaultContainer: t.folder === null,
+      ...('contactClass' in t ? { contactClass: t.contactClass } : {}),
+    };
+  }
+
+  /** The mailbox's policy; one that does not validate puts the mailbox in needs-attention (retrying cannot fix it). */
+  async function policyOrFail(mailboxId: string): Promise<Policy> {
+    const eff = await policies.effective(mailboxId);
+    if (!eff.policy.ok) {
+      throw ApplicationFailure.create({ message: `${eff.policy.error}: fix it with cxsync policy update ${eff.name} --file <policy.json>, then cxsync resume ${mailboxId}`, type: MAILBOX_NEEDS_ATTENTION, nonRetryable: true });
+    }
+    return eff.policy.value;
   }
 
   async function mailboxOrFail(mailboxId: string) {
@@ -85,7 +112,24 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
   return {
     async loadMailbox(mailboxId: string): Promise<MailboxConfig> {
       const m = await store.getMailbox(mailboxId);
-      return { exists: !!m, intervalSeconds: settings.intervalSeconds, batchSize: settings.batchSize, recordTypes: [...RECORD_TYPES] };
+      if (!m) return { exists: false, intervalSeconds: settings.intervalSeconds, batchSize: settings.batchSize, recordTypes: [...RECORD_TYPES] };
+      // An invalid policy does not stop the schedule: the cycle reports it (needs-attention) at its first step.
+      const eff = await policies.effective(mailboxId);
+      const policy = eff.policy.ok ? eff.policy.value : BUILTIN_POLICY;
+      const config: MailboxConfig = {
+        exists: true,
+        intervalSeconds: policy.schedule.intervalSeconds ?? settings.intervalSeconds,
+        batchSize: policy.batchSize ?? settings.batchSize,
+        recordTypes: RECORD_TYPES.filter((t) => typePolicy(policy, t).enabled),
+      };
+      const hours = policy.schedule.activeHours;
+      if (hours) {
+        // Active hours are in the user's time zone unless the policy names one; the workflow gets UTC windows.
+        const userTz = (await crmStore.getUser(m.crm_user_id))?.timeZone;
+        const tz = hours.timeZone ?? (userTz && isValidTimeZone(userTz) ? userTz : 'UTC');
+        config.activeWindows = activeWindows(hours, tz, new Date());
+      }
+      return config;
     },
 
     async startCycle(mailboxId: string) {
@@ -151,29 +195,11 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
 
     async plan({ mailboxId, cycleId, recordType }: TypeStep) {
       if (await store.hasOperations(cycleId, recordType)) return { operations: -1, conflicts: -1 }; // planned before a retry or pause
+      await mailboxOrFail(mailboxId);
+      const policy = await policyOrFail(mailboxId);
       const exStaged = await store.staged(mailboxId, recordType, 'exchange');
       const crmStaged = await store.staged(mailboxId, recordType, 'crm');
-      const badItems: { side: string; id: string; error: string }[] = [];
       const adapter = adapterFor(recordType);
-
-      const exchange: SideChange<unknown>[] = [];
-      const exById = new Map<string, SideChange<unknown>>();
-      for (const r of exStaged) {
-        if (r.removed) { exchange.push({ id: r.external_id, removed: true }); continue; }
-        const payload = (r.payload ?? {}) as Record<string, unknown>;
-        const parsed = adapter.fromExchange(payload);
-        if (!parsed.ok) { badItems.push({ side: 'exchange', id: r.external_id, error: parsed.error }); continue; }
-        const ch = { id: r.external_id, removed: false, record: parsed.value, fingerprint: fingerprint(parsed.value), changeKey: r.change_key ?? undefined, modifiedAt: adapter.exchangeModifiedAt(payload) };
-        exchange.push(ch);
-        exById.set(ch.id, ch);
-      }
-      const crmChanges: SideChange<unknown>[] = [];
-      for (const r of crmStaged) {
-        if (r.removed) { crmChanges.push({ id: r.external_id, removed: true }); continue; }
-        const parsed = adapter.fromCrm((r.payload ?? {}) as Record<string, unknown>);
-        if (!parsed.ok) { badItems.push({ side: 'crm', id: r.external_id, error: parsed.error }); continue; }
-        crmChanges.push({ id: r.external_id, removed: false, record: parsed.value, fingerprint: fingerprint(parsed.value), modifiedAt: (r.payload as Record<string, unknown>)?.updatedAt as string | undefined });
-      }
       const mappingRows = await store.mappingsFor(mailboxId, recordType, crmStaged.map((r) => r.external_id), exStaged.map((r) => r.external_id));
       const mappings: MappingState[] = mappingRows.map((r) => ({
         crmId: r.crm_id,
@@ -182,10 +208,40 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         exchangeFingerprint: r.exchange_fingerprint,
         exchangeChangeKey: r.exchange_change_key,
       }));
-      const { operations, conflicts } = reconcile({ exchange, crm: crmChanges, mappings, policy: DEFAULT_RECONCILE_POLICY });
-      const crmById = new Map(crmChanges.map((c) => [c.id, c]));
+      const cursor = await store.getCursor(mailboxId, recordType);
+      const staged = (r: (typeof exStaged)[number]) => ({ id: r.external_id, removed: r.removed, changeKey: r.change_key, payload: r.payload });
+      const result = planCycle({
+        recordType,
+        exchange: exStaged.map(staged),
+        crm: crmStaged.map(staged),
+        mappings,
+        mappedTotal: Number((await store.countMappings(mailboxId, recordType)).n),
+        policy,
+        parser: adapter,
+        firstSync: !cursor.delta_link && !cursor.crm_watermark,
+        now: new Date(),
+        massDeleteDecision: await policies.decision(mailboxId, recordType),
+      });
 
-      const rows: NewOperation[] = operations.map((op, seq) => {
+      if (result.held.length > 0) {
+        // Emptied-side guard: plan nothing, keep the staged round, and ask an operator (needs-attention).
+        for (const h of result.held) {
+          await policies.holdDeletes(mailboxId, recordType, { side: h.side, deleted: h.deleted, mapped: h.mapped, reason: h.reason, cycleId, at: new Date().toISOString() });
+        }
+        for (const n of result.notes) {
+          if (n.level !== 'verbose') await store.log(deps.db, { mailboxId, cycleId, level: n.level, recordType, side: n.side, itemId: n.itemId, message: n.message });
+        }
+        throw ApplicationFailure.create({
+          message: `${recordType}: ${result.held.map((h) => h.reason).join('; ')}; no deletes were mirrored. ` +
+            `Check the mailbox, then run cxsync resume ${mailboxId} --confirm-mass-delete to mirror them, or --discard-mass-delete to keep the other side's copies`,
+          type: MAILBOX_NEEDS_ATTENTION,
+          nonRetryable: true,
+        });
+      }
+
+      const exById = result.exchangeChanges;
+      const crmById = result.crmChanges;
+      const rows: NewOperation[] = result.operations.map((op, seq) => {
         const base = { seq, syncId: randomUUID(), reason: op.reason };
         switch (op.kind) {
           case 'create':
@@ -200,19 +256,22 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
             return { ...base, side: 'mapping' as const, kind: 'unlink', crmId: op.crmId, exchangeId: op.exchangeId, payload: null };
           case 'refresh':
             return { ...base, side: 'mapping' as const, kind: 'refresh', crmId: op.crmId, exchangeId: op.exchangeId, payload: { crmFingerprint: op.crmFingerprint, exchangeFingerprint: op.exchangeFingerprint, exchangeChangeKey: op.exchangeChangeKey } };
+          case 'link':
+            return { ...base, side: 'mapping' as const, kind: 'link', crmId: op.crmId, exchangeId: op.exchangeId, payload: { crmFingerprint: op.crmFingerprint, exchangeFingerprint: op.exchangeFingerprint, exchangeChangeKey: op.exchangeChangeKey ?? null } };
         }
       });
       await deps.db.transaction().execute(async (tx) => {
         await store.insertOperations(tx, cycleId, mailboxId, recordType, rows);
-        await store.insertConflicts(tx, conflicts.map((c) => ({
+        await store.insertConflicts(tx, result.conflicts.map((c) => ({
           cycleId, mailboxId, recordType, crmId: c.crmId, exchangeId: c.exchangeId, rule: c.rule, outcome: c.outcome,
           crmVersion: crmById.get(c.crmId)?.record ?? null, exchangeVersion: exById.get(c.exchangeId)?.record ?? null,
         })));
-        for (const b of badItems) {
-          await store.log(tx, { mailboxId, cycleId, level: 'error', recordType, side: b.side, itemId: b.id, message: `skipped: ${b.error}` });
+        for (const n of result.notes) {
+          await store.log(tx, { mailboxId, cycleId, level: n.level, recordType, side: n.side, itemId: n.itemId, message: n.message });
         }
+        await policies.clearHold(tx, mailboxId, recordType);
       });
-      return { operations: rows.length, conflicts: conflicts.length };
+      return { operations: rows.length, conflicts: result.conflicts.length };
     },
 
     async applyBatch({ mailboxId, cycleId, recordType, limit }: TypeStep & { limit: number }): Promise<ApplyResult> {
@@ -241,7 +300,13 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
           } else {
             await deps.db.transaction().execute(async (tx) => {
               if (op.kind === 'unlink') await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
-              else await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.crmFingerprint, exchange_fingerprint: p.exchangeFingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined });
+              else if (op.kind === 'link') {
+                // Merge by email: two existing items are one record; only the mapping is created.
+                await store.upsertMapping(tx, {
+                  mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: op.exchange_id!, sync_id: op.sync_id,
+                  crm_fingerprint: p.crmFingerprint ?? null, exchange_fingerprint: p.exchangeFingerprint ?? null, exchange_change_key: p.exchangeChangeKey ?? null,
+                });
+              } else await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.crmFingerprint, exchange_fingerprint: p.exchangeFingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined });
               await store.finishOperation(tx, op.id, 'done');
             });
           }

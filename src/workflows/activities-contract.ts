@@ -2,6 +2,7 @@
  * The activities the mailbox workflow calls, as types only: arguments and results are ids, counts and flags,
  * never record content (histories are stored and shown in the Temporal UI).
  */
+import type { TimeWindow } from '../domain/schedule';
 import type { CycleSummary, RecordType } from '../domain/status';
 
 export interface MailboxConfig {
@@ -9,6 +10,8 @@ export interface MailboxConfig {
   intervalSeconds: number;
   batchSize: number;
   recordTypes: RecordType[];
+  /** The policy's active hours as UTC windows (from now to a horizon beyond the longest interval); absent: any time. */
+  activeWindows?: TimeWindow[];
 }
 
 export interface CycleRef {
