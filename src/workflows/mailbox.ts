@@ -11,9 +11,11 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  patched,
   proxyActivities,
   setHandler,
 } from '@temporalio/workflow';
+import { nextAllowedTime, type TimeWindow } from '../domain/schedule';
 import { MAILBOX_NEEDS_ATTENTION, type CycleSummary, type MailboxStatus } from '../domain/status';
 import type { MailboxActivities, TypeStep } from './activities-contract';
 
@@ -78,7 +80,12 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
   };
   let syncing = false;
   let removed = false;
-  const dueAt = (interval: number) => (s.workRemaining ? Date.now() : (s.lastCycle?.end ? Date.parse(s.lastCycle.end) : 0) + interval * 1000);
+  // The policy's active hours (UTC windows computed by loadMailbox): a scheduled cycle waits for the next window.
+  // sync-now is not limited. Behind a patch: replaying a history recorded before active hours existed must not
+  // start a timer where the old code started none.
+  let windows: TimeWindow[] | undefined;
+  const clamp = (t: number) => (windows && patched('cxsync-active-hours') ? nextAllowedTime(windows, t) : t);
+  const dueAt = (interval: number) => clamp(s.workRemaining ? Date.now() : (s.lastCycle?.end ? Date.parse(s.lastCycle.end) : 0) + interval * 1000);
   let nextCycleAt: number | null = s.intervalSeconds !== undefined ? dueAt(s.intervalSeconds) : null;
 
   setHandler(pauseSignal, (reason?: string) => {
@@ -125,6 +132,7 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
   if (!config.exists) return;
 
   // Wait until due or asked; a paused or failing mailbox waits for the operator.
+  windows = config.activeWindows;
   s.intervalSeconds = config.intervalSeconds;
   nextCycleAt = dueAt(config.intervalSeconds);
   for (;;) {
@@ -146,6 +154,7 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
   if (!current.exists) return;
   s.lastCycle = await runCycle(mailboxId, current.recordTypes, current.batchSize, s, () => s.paused || removed);
   syncing = false;
+  windows = current.activeWindows;
   s.intervalSeconds = current.intervalSeconds;
   nextCycleAt = dueAt(current.intervalSeconds);
   if (s.lastCycle.outcome === 'completed') s.cyclesCompleted++;
