@@ -1,12 +1,15 @@
 /** Test and demo control of the emulator: acts as the mailbox's user would, plus faults and resets. */
+import { calendarAdmin, type CalendarAdmin } from './calendar';
 import { parseContactBody, renderContact, withDerivedDisplayName } from './contact-schema';
 import { GraphHttpError, badRequest } from './errors';
 import type { FaultSpec, Faults } from './faults';
 import type { Store } from './store';
+import { todoAdmin, type TodoAdmin } from './todo';
 
 export type EmulatorContact = Record<string, unknown> & { id: string; changeKey: string; parentFolderId: string };
 
-export interface EmulatorAdmin {
+/** Events (CalendarAdmin) and To Do tasks (TodoAdmin) are acted on as the user would, like contacts. */
+export interface EmulatorAdmin extends CalendarAdmin, TodoAdmin {
   ensureMailbox(upn: string, displayName?: string): void;
   listMailboxes(): string[];
   /** All contacts of the mailbox, or those of one folder by displayName ('Contacts' = the default folder). */
@@ -42,6 +45,8 @@ export function createAdmin(store: Store, faults: Faults, onReset: () => void): 
   const render = (i: Parameters<typeof renderContact>[0]) => renderContact(i, { expandExt: '*' }) as EmulatorContact;
 
   const admin: EmulatorAdmin = {
+    ...calendarAdmin(store),
+    ...todoAdmin(store),
     ensureMailbox: (upn, displayName) => void store.ensureMailbox(upn, displayName),
     listMailboxes: () => store.listMailboxes().map((m) => m.upn),
     listContacts(upn, folderName) {

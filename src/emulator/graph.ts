@@ -1,5 +1,6 @@
 /** Graph's /v1.0 resources over the store: one pure request → response function, shared by $batch. */
 import { parseContactBody, renderContact, validateSelect, withDerivedDisplayName, type RenderOptions } from './contact-schema';
+import { handleCalendarAndTodo, isCalendarOrTodoRoot } from './calendar';
 import { deltaPage } from './delta';
 import { GraphHttpError, badRequest } from './errors';
 import { parseExpand, parseItemFilter, parsePrefer, parseSelect, parseTop } from './query';
@@ -78,6 +79,7 @@ export function handleGraph(ctx: GraphContext, req: GraphRequest): GraphResponse
     throw noResource(rest[2]);
   }
   if (r0 === 'contacts') return contacts(ctx, req, mb, mb.defaultContactFolderId, rest.slice(1), false);
+  if (isCalendarOrTodoRoot(r0)) return handleCalendarAndTodo(ctx, req, mb, rest);
   throw noResource(rest[0]);
 }
 
