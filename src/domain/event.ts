@@ -283,7 +283,9 @@ export function syncWindow(now: number, pastDays: number, futureDays: number): S
     const n = Math.round(Date.parse(`${d}T00:00:00Z`) / 86_400_000) - 4; // days since Monday 1970-01-05
     return addDays(d, -(((n % 7) + 7) % 7));
   };
-  return { start: grid(addDays(today, -pastDays)), end: addDays(grid(addDays(today, futureDays)), 7) };
+  // Derived from this week's Monday only, so the window stays put all week.
+  const monday = grid(today);
+  return { start: grid(addDays(monday, -pastDays)), end: addDays(grid(addDays(monday, 6 + futureDays)), 7) };
 }
 
 // ---- Microsoft Graph ----------------------------------------------------------------------------------
