@@ -1,11 +1,16 @@
 /** The `cxsync` command line. User errors end with exit code 1 and one line on stderr, never a stack trace. */
+import fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, loadEnv, type Env } from '../config';
+import { ConfigError, graphSettings, loadEnv, type Env } from '../config';
 import { migrate, openDb } from '../db/connection';
 import { resolveDatabase } from '../db/resolve';
+import { parsePolicy } from '../domain/policy';
 import type { MailboxStatus, TypeSummary } from '../domain/status';
-import { OperatorError } from './operator';
-import { withOperator } from './connect';
+import { normaliseMailbox, OperatorError } from './operator';
+import { connectDb, withOperator } from './connect';
+import { readAdapters } from './adapters';
+import { dryRun, type DryRunResult } from './dry-run';
+import { formatConflict } from './format';
 import { runDev } from './dev';
 import { runEmulator } from './emulator-command';
 import { runWorker } from '../worker/main';
@@ -41,6 +46,59 @@ function formatStatus(s: MailboxStatus): string {
   return lines.join('\n');
 }
 
+/** Reads and validates a policy file; every problem is one line naming the file and the field. */
+export function readPolicyFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new OperatorError(code === 'ENOENT' ? `policy file ${file} not found` : code === 'EISDIR' ? `policy file ${file} is a directory` : `cannot read policy file ${file}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new OperatorError(`policy file ${file} is not valid JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const r = parsePolicy(doc);
+  if (!r.ok) throw new OperatorError(`policy file ${file}: ${r.error}`);
+  return doc as Record<string, unknown>;
+}
+
+function formatDryRun(r: DryRunResult, all: boolean): string {
+  const lines = [`plan for ${r.mailbox} (policy ${r.policy}); nothing has been applied`];
+  if (r.disabled.length) lines.push(`disabled by the policy: ${r.disabled.join(', ')}`);
+  const pad = (x: string, n: number) => (x.length >= n ? x : x + ' '.repeat(n - x.length));
+  for (const t of r.types) {
+    lines.push('', `${t.recordType}: read Exchange from ${t.read.exchangeFrom} (${t.read.exchangeFresh} changes${t.read.exchangeStaged ? `, plus ${t.read.exchangeStaged} staged` : ''}), CRM from ${t.read.crmFrom} (${t.read.crmFresh} changes${t.read.crmStaged ? `, plus ${t.read.crmStaged} staged` : ''})`);
+    for (const h of t.held) lines.push(`  HELD: ${h.reason}; the cycle will stop (needs-attention) until an operator confirms or discards (cxsync resume ${r.mailbox} --confirm-mass-delete | --discard-mass-delete)`);
+    const shown = all ? t.operations : t.operations.filter((o) => o.kind !== 'refresh');
+    const refreshes = t.operations.length - shown.length;
+    if (shown.length === 0) lines.push('  no writes');
+    for (const o of shown) {
+      const where = o.side === 'mapping' ? 'mapping' : o.side === 'crm' ? 'CRM' : 'Exchange';
+      const ids = [o.crmId && `crm ${o.crmId}`, o.exchangeId && `exchange ${o.exchangeId}`].filter(Boolean).join(' / ');
+      lines.push(`  ${pad(o.kind, 7)} ${pad(where, 9)} ${pad(o.label ?? '-', 28)} ${o.reason}  [${ids}]`);
+    }
+    if (refreshes) lines.push(`  (${refreshes} mapping refresh${refreshes > 1 ? 'es' : ''} without writes; --all shows them)`);
+    if (t.conflicts.length) {
+      lines.push(`  conflicts (${t.conflicts.length}):`);
+      for (const c of t.conflicts) lines.push(`    crm ${c.crmId} / exchange ${c.exchangeId}: ${c.rule} → ${c.outcome}`);
+    }
+    if (t.skipped.length) {
+      lines.push(`  not synced (${t.skipped.length}):`);
+      for (const sk of t.skipped) lines.push(`    ${sk.side} ${sk.id}: ${sk.reason}`);
+    }
+    const problems = t.notes.filter((n) => n.level === 'error' || n.level === 'warn');
+    if (problems.length) {
+      lines.push(`  log (${problems.length}):`);
+      for (const n of problems) lines.push(`    ${n.level} ${[n.side, n.itemId].filter(Boolean).join(' ')}: ${n.message}`);
+    }
+  }
+  return lines.join('\n');
+}
+
 export function buildProgram(): Command {
   const program = new Command('cxsync')
     .description('Two-way sync of CRM contacts with Exchange Online mailboxes, on Temporal.\nConfiguration comes from environment variables (see README.md, "Configuration").')
@@ -58,9 +116,93 @@ export function buildProgram(): Command {
     .command('enroll')
     .description('start syncing a mailbox (its address must belong to a CRM user); repairs a stopped workflow')
     .argument('<mailbox>', 'user principal name, e.g. anna@contoso.com')
-    .action(async (mailbox: string) => {
-      const r = await withOperator(config(), (op) => op.enroll(mailbox));
-      out(`${r.mailbox} ${r.created ? 'enrolled' : 'was already enrolled; workflow running'}`);
+    .option('--policy <name>', 'sync policy (default: the default policy); on an enrolled mailbox, assigns it')
+    .action(async (mailbox: string, opts: { policy?: string }) => {
+      const r = await withOperator(config(), (op) => op.enroll(mailbox, { policy: opts.policy }));
+      out(`${r.mailbox} ${r.created ? 'enrolled' : 'was already enrolled; workflow running'} (policy ${r.policy})`);
+    });
+
+  program
+    .command('assign')
+    .description("give a mailbox a sync policy; it applies from the mailbox's next cycle")
+    .argument('<mailbox>')
+    .argument('<policy>', "policy name ('default' for the default policy)")
+    .action(async (mailbox: string, policy: string) => {
+      const r = await withOperator(config(), (op) => op.assign(mailbox, policy));
+      out(`${r.mailbox}: policy ${r.policy}${r.previous !== r.policy ? ` (was ${r.previous})` : ' (unchanged)'}; applies from the next cycle`);
+    });
+
+  const policy = program.command('policy').description('sync policies: list, show, create, update, delete (see docs/POLICIES.md)');
+  policy
+    .command('list')
+    .description('policies with their description and how many mailboxes use them')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      const rows = await withOperator(config(), (op) => op.listPolicies());
+      if (opts.json) return out(JSON.stringify(rows, null, 2));
+      for (const r of rows) {
+        out(`${r.name.padEnd(24)} ${String(r.mailboxes).padStart(5)} mailbox${r.mailboxes === 1 ? ' ' : 'es'}  ${r.invalid ? `INVALID: ${r.invalid}` : r.description}`);
+      }
+    });
+  policy
+    .command('show')
+    .description('every setting of a policy (defaults filled in) and the mailboxes using it')
+    .argument('<name>')
+    .option('--json', 'machine-readable: the stored document, the effective policy and the mailboxes')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const d = await withOperator(config(), (op) => op.showPolicy(name));
+      if (opts.json) return out(JSON.stringify(d, null, 2));
+      out(`policy ${d.name}, used by ${d.mailboxes.length} mailbox${d.mailboxes.length === 1 ? '' : 'es'}${d.mailboxes.length ? `: ${d.mailboxes.slice(0, 20).join(', ')}${d.mailboxes.length > 20 ? ', …' : ''}` : ''}`);
+      if (d.invalid) {
+        out(`INVALID: ${d.invalid}`);
+        out(JSON.stringify(d.stored, null, 2));
+      } else out(JSON.stringify(d.effective, null, 2));
+    });
+  policy
+    .command('create')
+    .description('create a policy from a JSON file; fields left out take the defaults')
+    .argument('<name>', "lower-case letters, digits, '.', '_', '-'")
+    .requiredOption('--file <policy.json>', 'the policy document')
+    .action(async (name: string, opts: { file: string }) => {
+      const doc = readPolicyFile(opts.file);
+      const n = await withOperator(config(), (op) => op.createPolicy(name, doc));
+      out(`policy ${n} created`);
+    });
+  policy
+    .command('update')
+    .description("replace a policy with a JSON file (fields left out take the defaults); applies at each mailbox's next cycle")
+    .argument('<name>')
+    .requiredOption('--file <policy.json>', 'the policy document')
+    .action(async (name: string, opts: { file: string }) => {
+      const doc = readPolicyFile(opts.file);
+      const r = await withOperator(config(), (op) => op.updatePolicy(name, doc));
+      out(`policy ${r.name} updated; applies from the next cycle of ${r.mailboxes.length} mailbox${r.mailboxes.length === 1 ? '' : 'es'}`);
+    });
+  policy
+    .command('delete')
+    .description('delete a policy no mailbox uses')
+    .argument('<name>')
+    .action(async (name: string) => {
+      const n = await withOperator(config(), (op) => op.deletePolicy(name));
+      out(`policy ${n} deleted`);
+    });
+
+  program
+    .command('plan')
+    .description('dry run: what the next cycle would do, with the reason for each operation; applies nothing')
+    .argument('<mailbox>')
+    .option('--all', 'also list mapping refreshes (bookkeeping without writes)')
+    .option('--json', 'machine-readable output')
+    .action(async (mailbox: string, opts: { all?: boolean; json?: boolean }) => {
+      const env = config();
+      const id = normaliseMailbox(mailbox);
+      const db = await connectDb(env);
+      try {
+        const r = await dryRun(db, readAdapters(db, graphSettings(env)), id);
+        out(opts.json ? JSON.stringify(r, null, 2) : formatDryRun(r, !!opts.all));
+      } finally {
+        await db.destroy();
+      }
     });
 
   program
@@ -96,11 +238,17 @@ export function buildProgram(): Command {
 
   program
     .command('resume')
-    .description('resume a paused mailbox (also clears needs-attention)')
+    .description('resume a paused mailbox (also clears needs-attention); answers a held mass delete')
     .argument('<mailbox>')
-    .action(async (mailbox: string) => {
-      const id = await withOperator(config(), (op) => op.resume(mailbox));
-      out(`${id} resumed`);
+    .option('--confirm-mass-delete', 'mirror the deletes the emptied-side guard held, and sync now')
+    .option('--discard-mass-delete', "do not mirror them: unlink the deleted items, keep the other side's copies, and sync now")
+    .action(async (mailbox: string, opts: { confirmMassDelete?: boolean; discardMassDelete?: boolean }) => {
+      if (opts.confirmMassDelete && opts.discardMassDelete) throw new OperatorError('give --confirm-mass-delete or --discard-mass-delete, not both');
+      const massDelete = opts.confirmMassDelete ? 'confirm' : opts.discardMassDelete ? 'discard' : undefined;
+      const r = await withOperator(config(), (op) => op.resume(mailbox, { massDelete }));
+      if (r.decided.length) out(`${r.mailbox} resumed; mass delete of ${r.decided.join(', ')} ${massDelete === 'confirm' ? 'confirmed: the deletes are mirrored' : 'discarded: the deleted items are unlinked, the other side keeps its copies'} in the cycle starting now`);
+      else out(`${r.mailbox} resumed`);
+      if (r.held.length) out(`note: a mass delete of ${r.held.join(', ')} is still held; the next cycle stops again unless you resume with --confirm-mass-delete or --discard-mass-delete`);
     });
 
   program
@@ -149,7 +297,7 @@ export function buildProgram(): Command {
       const rows = await withOperator(config(), (op) => op.conflicts(mailbox, 100));
       if (opts.json) return out(JSON.stringify(rows, null, 2));
       if (rows.length === 0) return out('no conflicts');
-      for (const r of rows) out(`${r.at.toISOString()} ${r.record_type} crm ${r.crm_id} / exchange ${r.exchange_id}: ${r.rule} → ${r.outcome}\n  CRM:      ${JSON.stringify(r.crm_version)}\n  Exchange: ${JSON.stringify(r.exchange_version)}`);
+      out(rows.map(formatConflict).join('\n\n'));
     });
 
   program

@@ -5,7 +5,9 @@
 import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Db } from '../db/connection';
 import { SyncStore } from '../db/sync-store';
+import { PolicyStore } from '../db/policy-store';
 import { PostgresCrmStore } from '../activities/crm/postgres-crm';
+import { DEFAULT_POLICY_NAME, parsePolicy, POLICY_NAME, type Policy } from '../domain/policy';
 import type { MailboxStatus } from '../domain/status';
 import {
   mailboxWorkflow,
@@ -33,6 +35,32 @@ export function normaliseMailbox(mailbox: string): string {
   return m;
 }
 
+/** Policy names: lower-case letters, digits, '.', '_' and '-'; given names are lower-cased. */
+export function normalisePolicyName(name: string): string {
+  const n = name.trim().toLowerCase();
+  if (!POLICY_NAME.test(n)) throw new OperatorError(`"${name}" is not a policy name: use lower-case letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)`);
+  return n;
+}
+
+export interface PolicyListEntry {
+  name: string;
+  description: string;
+  mailboxes: number;
+  updatedAt: string;
+  /** The stored policy no longer validates (e.g. after an upgrade): the problem. */
+  invalid?: string;
+}
+
+export interface PolicyDetails {
+  name: string;
+  /** The policy as given (partial: missing fields take the defaults). */
+  stored: Record<string, unknown>;
+  /** Every setting, defaults filled in; null when the stored policy does not validate. */
+  effective: Policy | null;
+  invalid?: string;
+  mailboxes: string[];
+}
+
 export interface MailboxListEntry {
   mailbox: string;
   displayName: string | null;
@@ -44,10 +72,92 @@ export interface MailboxListEntry {
 export class Operator {
   private readonly store: SyncStore;
   private readonly crm: PostgresCrmStore;
+  readonly policies: PolicyStore;
 
   constructor(private readonly client: Client, db: Db, private readonly taskQueue: string) {
     this.store = new SyncStore(db);
     this.crm = new PostgresCrmStore(db);
+    this.policies = new PolicyStore(db);
+  }
+
+  // ---- policies ----
+
+  private validated(doc: unknown): Record<string, unknown> {
+    const r = parsePolicy(doc);
+    if (!r.ok) throw new OperatorError(`invalid policy: ${r.error}`);
+    return doc as Record<string, unknown>;
+  }
+
+  private async existingPolicy(name: string): Promise<string> {
+    const n = normalisePolicyName(name);
+    if (!(await this.policies.get(n))) {
+      const names = (await this.policies.list()).map((p) => p.name);
+      throw new OperatorError(`unknown policy ${n}: the policies are ${names.join(', ')} (cxsync policy create ${n} --file <policy.json>)`);
+    }
+    return n;
+  }
+
+  async listPolicies(): Promise<PolicyListEntry[]> {
+    return (await this.policies.list()).map((p) => {
+      const parsed = parsePolicy(p.settings);
+      return {
+        name: p.name,
+        description: parsed.ok ? parsed.value.description : '',
+        mailboxes: p.mailboxes,
+        updatedAt: p.updatedAt.toISOString(),
+        ...(parsed.ok ? {} : { invalid: parsed.error }),
+      };
+    });
+  }
+
+  async showPolicy(name: string): Promise<PolicyDetails> {
+    const n = await this.existingPolicy(name);
+    const row = (await this.policies.get(n))!;
+    const parsed = parsePolicy(row.settings);
+    return {
+      name: n,
+      stored: row.settings,
+      effective: parsed.ok ? parsed.value : null,
+      ...(parsed.ok ? {} : { invalid: parsed.error }),
+      mailboxes: await this.policies.mailboxesUsing(n),
+    };
+  }
+
+  /** Stores a new policy; `doc` may be partial (missing fields take the defaults). */
+  async createPolicy(name: string, doc: unknown): Promise<string> {
+    const n = normalisePolicyName(name);
+    const settings = this.validated(doc);
+    if (!(await this.policies.create(n, settings))) throw new OperatorError(`policy ${n} exists already: change it with cxsync policy update ${n} --file <policy.json>`);
+    return n;
+  }
+
+  /** Replaces a policy's settings (the document merges over the defaults, not over the previous version). */
+  async updatePolicy(name: string, doc: unknown): Promise<{ name: string; mailboxes: string[] }> {
+    const n = await this.existingPolicy(name);
+    const settings = this.validated(doc);
+    await this.policies.update(n, settings);
+    return { name: n, mailboxes: await this.policies.mailboxesUsing(n) };
+  }
+
+  async deletePolicy(name: string): Promise<string> {
+    const n = await this.existingPolicy(name);
+    if (n === DEFAULT_POLICY_NAME) throw new OperatorError(`the default policy cannot be deleted: change it with cxsync policy update ${n} --file <policy.json>`);
+    const r = await this.policies.delete(n);
+    if (r.inUse.length) {
+      const shown = r.inUse.slice(0, 20).join(', ') + (r.inUse.length > 20 ? ` and ${r.inUse.length - 20} more` : '');
+      throw new OperatorError(`policy ${n} is used by ${r.inUse.length} mailbox${r.inUse.length > 1 ? 'es' : ''}: ${shown}; assign them another policy first (cxsync assign <mailbox> <policy>)`);
+    }
+    if (!r.deleted) throw new OperatorError(`unknown policy ${n}`);
+    return n;
+  }
+
+  /** Gives a mailbox a policy; it applies from the mailbox's next cycle. */
+  async assign(mailbox: string, policy: string): Promise<{ mailbox: string; policy: string; previous: string }> {
+    const id = await this.known(mailbox);
+    const p = await this.existingPolicy(policy);
+    const previous = (await this.policies.policyNameOf(id)) ?? DEFAULT_POLICY_NAME;
+    await this.policies.assign(id, p);
+    return { mailbox: id, policy: p, previous };
   }
 
   private async known(mailbox: string): Promise<string> {
@@ -61,11 +171,15 @@ export class Operator {
   }
 
   /** Enrols (or repairs: a workflow that completed or failed is started again) and asks for a first cycle. */
-  async enroll(mailbox: string): Promise<{ mailbox: string; created: boolean }> {
+  async enroll(mailbox: string, opts: { policy?: string } = {}): Promise<{ mailbox: string; created: boolean; policy: string }> {
     const id = normaliseMailbox(mailbox);
+    const policy = opts.policy === undefined ? undefined : await this.existingPolicy(opts.policy);
     const user = await this.crm.findUserByEmail(id);
     if (!user) throw new OperatorError(`no CRM user has the email ${id}: create the user in the CRM first`);
-    const created = await this.store.insertMailbox({ id, displayName: user.displayName, crmUserId: user.id, policyName: null });
+    const stored = policy === undefined || policy === DEFAULT_POLICY_NAME ? null : policy;
+    const created = await this.store.insertMailbox({ id, displayName: user.displayName, crmUserId: user.id, policyName: stored });
+    // Enrolling an enrolled mailbox with --policy assigns that policy.
+    if (!created && policy !== undefined) await this.policies.assign(id, policy);
     await this.client.workflow.signalWithStart(mailboxWorkflow, {
       workflowId: mailboxWorkflowId(id),
       taskQueue: this.taskQueue,
@@ -73,7 +187,7 @@ export class Operator {
       signal: syncNowSignal,
       signalArgs: [],
     });
-    return { mailbox: id, created };
+    return { mailbox: id, created, policy: (await this.policies.policyNameOf(id)) ?? DEFAULT_POLICY_NAME };
   }
 
   async status(mailbox: string): Promise<MailboxStatus> {
@@ -116,8 +230,24 @@ export class Operator {
     return this.signal(mailbox, (id) => this.handle(id).signal(pauseSignal, reason));
   }
 
-  resume(mailbox: string): Promise<string> {
-    return this.signal(mailbox, (id) => this.handle(id).signal(resumeSignal));
+  /**
+   * Resumes a paused or needs-attention mailbox. With `massDelete`, answers the emptied-side guard: 'confirm'
+   * mirrors the held deletes, 'discard' unlinks the deleted items and keeps the other side's copies; the next
+   * cycle starts at once. `held` lists record types whose deletes are still held after this call.
+   */
+  async resume(mailbox: string, opts: { massDelete?: 'confirm' | 'discard' } = {}): Promise<{ mailbox: string; decided: string[]; held: string[] }> {
+    const id = await this.known(mailbox);
+    let decided: string[] = [];
+    if (opts.massDelete) {
+      decided = await this.policies.decide(id, opts.massDelete);
+      if (decided.length === 0) throw new OperatorError(`mailbox ${id} has no mass delete waiting for a decision; resume it without --${opts.massDelete}-mass-delete`);
+    }
+    await this.signal(id, async (wid) => {
+      await this.handle(wid).signal(resumeSignal);
+      if (decided.length) await this.handle(wid).signal(syncNowSignal);
+    });
+    const held = decided.length ? [] : Object.keys(await this.policies.heldDeletes(id)).sort();
+    return { mailbox: id, decided, held };
   }
 
   /** Asks for a cycle now; with `wait`, returns the status once a cycle that began after the request has finished. */

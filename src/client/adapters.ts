@@ -1,0 +1,15 @@
+/** Record-type adapters for CLI commands that read both sides themselves (the dry run), built as the worker builds them. */
+import { ContactsApi } from '../activities/exchange/contacts-api';
+import { graphConnection } from '../activities/exchange/graph-client';
+import type { RecordTypeAdapter } from '../activities/record-types/adapter';
+import { contactsAdapter } from '../activities/record-types/contacts';
+import type { GraphSettings } from '../config';
+import type { Db } from '../db/connection';
+import type { RecordType } from '../domain/status';
+
+export type Adapters = Partial<Record<RecordType, RecordTypeAdapter<unknown>>>;
+
+export function readAdapters(db: Db, graph: GraphSettings, caPem?: string): Adapters {
+  const conn = graphConnection(graph, caPem);
+  return { contact: contactsAdapter(db, new ContactsApi(conn.client)) as RecordTypeAdapter<unknown> };
+}
