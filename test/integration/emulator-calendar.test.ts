@@ -162,6 +162,33 @@ describe('Graph emulator: calendars and events through the real client', () => {
     assert.equal(gone.code, 'ErrorItemNotFound');
   });
 
+  test('attendee responses come from the user side and survive an app rewriting the attendee list', async () => {
+    const ev = await client.api(`${base}/events`).post({
+      subject: 'Review',
+      start: berlin('2025-06-03T09:00:00'),
+      end: berlin('2025-06-03T10:00:00'),
+      attendees: [{ emailAddress: { address: 'ann@example.com' }, type: 'required', status: { response: 'accepted', time: '2025-01-01T00:00:00Z' } }],
+    });
+    assert.equal(ev.attendees[0].status.response, 'none', 'an app cannot set a response');
+    assert.equal(ev.attendees[0].emailAddress.name, 'ann@example.com');
+    emu.admin.updateEvent(UPN, ev.id, { attendees: [{ emailAddress: { address: 'ann@example.com', name: 'Ann' }, type: 'required', status: { response: 'accepted', time: '2025-05-01T10:00:00Z' } }] });
+    const patched = await client.api(`${base}/events/${ev.id}`).patch({
+      attendees: [
+        { emailAddress: { address: 'ANN@example.com', name: 'Ann' }, type: 'required' },
+        { emailAddress: { address: 'bob@example.com', name: 'Bob' }, type: 'optional' },
+      ],
+    });
+    assert.deepEqual(
+      patched.attendees.map((a: Item) => [a.emailAddress.name, a.type, a.status.response]),
+      [['Ann', 'required', 'accepted'], ['Bob', 'optional', 'none']],
+    );
+    // An invitation someone else organised.
+    const invite = emu.admin.createEvent(UPN, null, { subject: 'Their meeting', organizer: { emailAddress: { address: 'zoe@partner.test', name: 'Zoe' } }, start: berlin('2025-06-04T09:00:00'), end: berlin('2025-06-04T10:00:00') });
+    const got = await client.api(`${base}/events/${invite.id}`).get();
+    assert.equal(got.isOrganizer, false);
+    assert.equal(got.organizer.emailAddress.address, 'zoe@partner.test');
+  });
+
   test('bad input is refused in Graph error shape', async () => {
     const unknownZone = await graphError(client.api(`${base}/events`).post({ subject: 'x', start: { dateTime: '2025-01-01T09:00:00', timeZone: 'Mars/Olympus' }, end: berlin('2025-01-01T10:00:00') }));
     assert.equal(unknownZone.statusCode, 400);
