@@ -60,7 +60,7 @@ export function handleCalendarAndTodo(ctx: GraphContext, req: GraphRequest, mb: 
   if (r0 === 'calendars') {
     if (rest.length === 1) {
       if (m === 'GET') return listCalendars(ctx, req, mb, state);
-      if (m === 'POST') return { status: 201, body: renderCalendar(ctx, mb, createCalendar(ctx.store, state, calendarName(req.body))) };
+      if (m === 'POST') return { status: 201, body: renderCalendar(mb, createCalendar(ctx.store, state, calendarName(req.body))) };
       throw methodNotAllowed();
     }
     const cal = findCalendar(state, rest[1]);
@@ -78,8 +78,8 @@ export function handleCalendarAndTodo(ctx: GraphContext, req: GraphRequest, mb: 
 function calendarRoutes(ctx: GraphContext, req: GraphRequest, mb: Mailbox, state: CalendarState, cal: Calendar, rest: string[]): GraphResponse {
   const m = req.method;
   if (rest.length === 0) {
-    if (m === 'GET') return ok(renderCalendar(ctx, mb, cal));
-    if (m === 'PATCH') return ok(renderCalendar(ctx, mb, renameCalendar(ctx.store, state, cal.id, calendarName(req.body))));
+    if (m === 'GET') return ok(renderCalendar(mb, cal));
+    if (m === 'PATCH') return ok(renderCalendar(mb, renameCalendar(ctx.store, state, cal.id, calendarName(req.body))));
     if (m === 'DELETE') {
       deleteCalendar(ctx.store, mb, state, cal.id);
       return { status: 204 };
@@ -106,7 +106,7 @@ function calendarName(body: unknown): string {
   return b.name;
 }
 
-function renderCalendar(ctx: GraphContext, mb: Mailbox, c: Calendar): Record<string, unknown> {
+function renderCalendar(mb: Mailbox, c: Calendar): Record<string, unknown> {
   return {
     '@odata.etag': `W/"${c.changeKey}"`,
     id: c.id,
@@ -129,7 +129,7 @@ function renderCalendar(ctx: GraphContext, mb: Mailbox, c: Calendar): Record<str
 function listCalendars(ctx: GraphContext, req: GraphRequest, mb: Mailbox, state: CalendarState): GraphResponse {
   const filter = parseItemFilter(req.query.get('$filter'));
   const all = Object.values(state.calendars).filter((c) => !filter || filter({ fields: { name: c.name }, ext: {} }));
-  return pageOf(ctx, req, all.map((c) => renderCalendar(ctx, mb, c)), `users('${mb.upn}')/calendars`);
+  return pageOf(ctx, req, all.map((c) => renderCalendar(mb, c)), `users('${mb.upn}')/calendars`);
 }
 
 // ---- event bodies --------------------------------------------------------------------------------
