@@ -153,6 +153,71 @@ export interface CrmContactTable {
   changed_by: Generated<string | null>;
 }
 
+/** Timestamps without time zone (wall times) are read as text by the CRM stores, never as Date. */
+type WallTimestamp = ColumnType<string, string, string>;
+
+export interface CrmEventTable {
+  id: Generated<string>;
+  owner_id: string | null;
+  event_type: Generated<string>;
+  status: Generated<'Open' | 'Completed' | 'Canceled'>;
+  subject: Generated<string>;
+  description: string | null;
+  location: string | null;
+  all_day: Generated<boolean>;
+  start_local: WallTimestamp;
+  end_local: WallTimestamp;
+  time_zone: Generated<string>;
+  visibility: Generated<string>;
+  organizer_email: string | null;
+  organizer_name: string | null;
+  categories: Generated<string[]>;
+  recurrence: Json<Record<string, unknown>> | null;
+  series_id: string | null;
+  original_start: WallTimestamp | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  deleted_at: Date | null;
+  change_txid: Generated<string>;
+  changed_by: Generated<string | null>;
+}
+
+export interface CrmEventAttendeeTable {
+  event_id: string;
+  email: string;
+  name: string | null;
+  contact_id: string | null;
+  user_id: string | null;
+  attendance: Generated<string>;
+  response: Generated<string>;
+}
+
+export interface CrmTaskTable {
+  id: Generated<string>;
+  owner_id: string | null;
+  contact_id: string | null;
+  subject: string;
+  description: string | null;
+  status: Generated<string>;
+  priority: Generated<string>;
+  due_date: ColumnType<string | null, string | null, string | null>;
+  reminder_local: WallTimestamp | null;
+  time_zone: string | null;
+  categories: Generated<string[]>;
+  completed_at: Date | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  deleted_at: Date | null;
+  change_txid: Generated<string>;
+  changed_by: Generated<string | null>;
+}
+
+export interface EventInstanceTable {
+  mailbox_id: string;
+  instance_id: string;
+  series_id: string;
+}
+
 export interface Database {
   'sync.policy': PolicyTable;
   'sync.mailbox': MailboxTable;
@@ -165,4 +230,8 @@ export interface Database {
   'sync.log': LogTable;
   'crm.users': CrmUserTable;
   'crm.contacts': CrmContactTable;
+  'crm.events': CrmEventTable;
+  'crm.event_attendees': CrmEventAttendeeTable;
+  'crm.tasks': CrmTaskTable;
+  'sync.event_instance': EventInstanceTable;
 }

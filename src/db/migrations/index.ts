@@ -5,10 +5,12 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_initial';
 import * as m0002 from './0002_policies';
+import * as m0003 from './0003_events_tasks';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_policies': m0002,
+  '0003_events_tasks': m0003,
 };
 
 export const migrationProvider: MigrationProvider = {
