@@ -39,6 +39,9 @@ export const SUPPORTED_FILTERS: Record<PolicyRecordType, readonly Filter[]> = {
   task: ['owned', 'matching-crm', 'category'],
 };
 
+/** Marks a refinement whose message should end with the value it got. */
+const SHOW_VALUE = { showValue: true };
+
 const enumOf = <T extends readonly [string, ...string[]]>(values: T) => z.enum(values as unknown as [T[number], ...T[number][]]);
 
 const sidePrevent = z
@@ -113,10 +116,10 @@ const taskSection = z
 const activeHours = z
   .object({
     days: z.array(z.enum(WEEKDAYS)).min(1, 'must name at least one day').default([...WEEKDAYS]),
-    from: z.string().refine((s) => parseHhMm(s) !== undefined && s !== '24:00', 'must be a time HH:MM between 00:00 and 23:59').default('00:00'),
-    to: z.string().refine((s) => parseHhMm(s) !== undefined, 'must be a time HH:MM between 00:00 and 24:00').default('24:00'),
+    from: z.string().refine((s) => parseHhMm(s) !== undefined && s !== '24:00', { message: 'must be a time HH:MM between 00:00 and 23:59', params: SHOW_VALUE }).default('00:00'),
+    to: z.string().refine((s) => parseHhMm(s) !== undefined, { message: 'must be a time HH:MM between 00:00 and 24:00', params: SHOW_VALUE }).default('24:00'),
     /** IANA time zone; default: the CRM user's time zone. */
-    timeZone: z.string().refine(isValidTimeZone, 'must be an IANA time zone such as Europe/Berlin').nullable().default(null),
+    timeZone: z.string().refine(isValidTimeZone, { message: 'must be an IANA time zone such as Europe/Berlin', params: SHOW_VALUE }).nullable().default(null),
   })
   .strict();
 
@@ -214,7 +217,7 @@ export function formatPolicyIssues(error: z.ZodError, input: unknown): string[] 
         if (i.type === 'string') return `${at} must be at most ${i.maximum} characters long`;
         return `${at} must be at most ${i.maximum}${got}`;
       default:
-        return `${at} ${i.message}${i.code === 'custom' ? '' : got}`;
+        return `${at} ${i.message}${i.code === 'custom' && !i.params?.showValue ? '' : got}`;
     }
   });
 }

@@ -286,6 +286,9 @@ class Model {
       case 'unlink':
         this.mapping.delete(op.crmId);
         return true;
+      case 'link':
+        this.upsertMapping({ crmId: op.crmId, exchangeId: op.exchangeId, crmFingerprint: op.crmFingerprint, exchangeFingerprint: op.exchangeFingerprint, exchangeChangeKey: op.exchangeChangeKey ?? null });
+        return true;
       case 'refresh': {
         const m = this.mapping.get(op.crmId);
         if (m) {
@@ -378,6 +381,7 @@ function showOp(op: Op): string {
     case 'delete': return `delete ${op.side} ${op.crmId}/${op.exchangeId}`;
     case 'unlink': return `unlink ${op.crmId}/${op.exchangeId}`;
     case 'refresh': return `refresh ${op.crmId}/${op.exchangeId}`;
+    case 'link': return `link ${op.crmId}/${op.exchangeId}`;
   }
 }
 

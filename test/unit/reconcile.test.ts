@@ -61,6 +61,8 @@ function show(op: Op): string {
       return `unlink ${op.crmId}/${op.exchangeId}`;
     case 'refresh':
       return `refresh ${op.crmId}/${op.exchangeId}`;
+    case 'link':
+      return `link ${op.crmId}/${op.exchangeId}`;
   }
 }
 const shows = (ops: Op[]) => ops.map(show);
