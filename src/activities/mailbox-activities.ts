@@ -16,7 +16,9 @@ import { activeWindows, isValidTimeZone } from '../domain/schedule';
 import { emptyTypeSummary, MAILBOX_NEEDS_ATTENTION, RECORD_TYPES, type CycleSummary, type RecordType, type TypeSummary } from '../domain/status';
 import type { ApplyResult, CycleRef, MailboxActivities, MailboxConfig, TypeStep } from '../workflows/activities-contract';
 import { PostgresCrmStore } from './crm/postgres-crm';
-import { classifyGraphError, toActivityFailure } from './exchange/errors';
+import { ExchangeStateStore } from '../db/exchange-state';
+import { toActivityFailure } from './exchange/errors';
+import { applyExchangeOps, keepAlive, pullExchangeStep, type ExchangeStepContext } from './exchange/exchange-cycle';
 import type { RecordTypeAdapter } from './record-types/adapter';
 
 export interface ActivitySettings {
@@ -59,6 +61,7 @@ function beat(details?: unknown): void {
 
 export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
   const store = new SyncStore(deps.db);
+  const exState = new ExchangeStateStore(deps.db);
   const policies = new PolicyStore(deps.db);
   const crmStore = new PostgresCrmStore(deps.db);
   const { settings } = deps;
@@ -99,14 +102,26 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
     const cursor = await store.getCursor(mailboxId, recordType);
     if (cursor.exchange_folder_id) return cursor.exchange_folder_id;
     let id: string;
-    const name = (await typeSettings(mailboxId, recordType)).containerName;
+    const ts = await typeSettings(mailboxId, recordType);
+    const name = ts.defaultContainer ? '(default)' : ts.containerName;
     try {
-      id = await adapterFor(recordType).ensureContainer(upn, { name });
+      id = await adapterFor(recordType).ensureContainer(upn, { name: ts.containerName, useDefault: !!ts.defaultContainer });
     } catch (err) {
       throw toActivityFailure(err, `resolving the ${recordType} container ${name} of ${upn}`);
     }
     await store.updateCursor(deps.db, mailboxId, recordType, { exchange_folder_id: id });
     return id;
+  }
+
+  /** What the Exchange half of a cycle (exchange/exchange-cycle.ts) works with. */
+  async function exchangeStep(m: { id: string }, cycleId: string, recordType: RecordType): Promise<ExchangeStepContext> {
+    const mailboxId = m.id;
+    return {
+      db: deps.db, store, state: exState, adapter: adapterFor(recordType), mailboxId, upn: m.id, cycleId, recordType,
+      containerId: await folderId(mailboxId, m.id, recordType),
+      log: (level, message, extra) => store.log(deps.db, { mailboxId, cycleId, level, recordType, side: extra?.side, itemId: extra?.itemId, message }),
+      beat,
+    };
   }
 
   return {
@@ -140,38 +155,11 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
 
     async pullExchange({ mailboxId, cycleId, recordType }: TypeStep) {
       const m = await mailboxOrFail(mailboxId);
-      const fid = await folderId(mailboxId, m.id, recordType);
-      const cursor = await store.getCursor(mailboxId, recordType);
-      if (cursor.pending_delta_link) return { pulled: 0 }; // this round is complete and waits for commit
-      let link = cursor.next_link ?? cursor.delta_link ?? undefined;
-      let pulled = 0;
-      for (;;) {
-        let page;
-        try {
-          page = await adapterFor(recordType).deltaPage(m.id, fid, link);
-        } catch (err) {
-          if (classifyGraphError(err).kind === 'sync-state-expired' && link) {
-            // The saved token expired: start a fresh round. Items already mapped are matched by id when planned.
-            await store.log(deps.db, { mailboxId, cycleId, level: 'warn', recordType, side: 'exchange', message: 'delta token expired (SyncStateNotFound); starting a full round' });
-            await store.updateCursor(deps.db, mailboxId, recordType, { next_link: null, delta_link: null });
-            link = undefined;
-            continue;
-          }
-          throw toActivityFailure(err, `reading the ${recordType} delta of ${m.id}`);
-        }
-        const rows = page.items.map((it) => ({ externalId: it.id, removed: it.removed, changeKey: it.changeKey, payload: it.payload }));
-        // Stage the page and save where the next one starts in one transaction: a retry resumes here.
-        await deps.db.transaction().execute(async (tx) => {
-          await store.stage(tx, mailboxId, recordType, 'exchange', rows);
-          await store.updateCursor(tx, mailboxId, recordType, page.deltaLink ? { next_link: null, pending_delta_link: page.deltaLink } : { next_link: page.nextLink ?? null });
-        });
-        pulled += rows.length;
-        await store.addPulled(cycleId, recordType, 'exchange', rows.length);
-        beat({ pulled });
-        if (page.deltaLink || !page.nextLink) break;
-        link = page.nextLink;
-      }
-      return { pulled };
+      const ctx = await exchangeStep(m, cycleId, recordType);
+      // At most batchSize items per cycle (whole pages); the round goes on next cycle from its saved nextLink.
+      const { batchSize } = await typeSettings(mailboxId, recordType);
+      const r = await keepAlive(beat, () => pullExchangeStep(ctx, batchSize));
+      return { pulled: r.pulled };
     },
 
     async pullCrm({ mailboxId, cycleId, recordType }: TypeStep) {
@@ -276,81 +264,41 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
 
     async applyBatch({ mailboxId, cycleId, recordType, limit }: TypeStep & { limit: number }): Promise<ApplyResult> {
       const m = await mailboxOrFail(mailboxId);
-      const fid = await folderId(mailboxId, m.id, recordType);
-      const ops = await store.pendingOperations(cycleId, recordType, limit);
+      const ts = await typeSettings(mailboxId, recordType);
+      // The batch size caps each side's writes per cycle; operations beyond it are carried to the next cycle.
+      const written = await exState.writtenThisCycle(cycleId, recordType);
+      const left = { exchange: ts.batchSize - written.exchange, crm: ts.batchSize - written.crm };
+      const open = (l: typeof left) => ['mapping', ...(['exchange', 'crm'] as const).filter((side) => l[side] > 0)];
+      const ops: OperationRow[] = [];
+      for (const op of await exState.pendingOn(cycleId, recordType, open(left), limit)) {
+        if (op.side === 'mapping') ops.push(op);
+        else if (left[op.side] > 0) {
+          left[op.side]--;
+          ops.push(op);
+        }
+      }
       let applied = 0;
       let failed = 0;
-
-      const itemFailed = async (op: OperationRow, message: string) => {
-        failed++;
-        await deps.db.transaction().execute(async (tx) => {
-          await store.finishOperation(tx, op.id, 'failed', message);
-          await store.log(tx, { mailboxId, cycleId, level: 'error', recordType, side: op.side, itemId: op.crm_id ?? op.exchange_id ?? undefined, message: `${op.kind} failed: ${message}` });
-        });
-      };
-
       const adapter = adapterFor(recordType);
-      const applyOne = async (op: OperationRow): Promise<void> => {
-        const p = (op.payload ?? {}) as { record?: unknown; fingerprint?: string; exchangeChangeKey?: string | null; crmFingerprint?: string; exchangeFingerprint?: string };
-        try {
-          if (op.side === 'exchange') {
-            await applyExchange(op, p, m.id, fid);
-          } else if (op.side === 'crm') {
-            await applyCrm(op, p, m.crm_user_id);
-          } else {
-            await deps.db.transaction().execute(async (tx) => {
-              if (op.kind === 'unlink') await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
-              else if (op.kind === 'link') {
-                // Merge by email: two existing items are one record; only the mapping is created.
-                await store.upsertMapping(tx, {
-                  mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: op.exchange_id!, sync_id: op.sync_id,
-                  crm_fingerprint: p.crmFingerprint ?? null, exchange_fingerprint: p.exchangeFingerprint ?? null, exchange_change_key: p.exchangeChangeKey ?? null,
-                });
-              } else await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.crmFingerprint, exchange_fingerprint: p.exchangeFingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined });
-              await store.finishOperation(tx, op.id, 'done');
-            });
-          }
-          applied++;
-        } catch (err) {
-          if (err instanceof ApplicationFailure) throw err;
-          const g = classifyGraphError(err);
-          if (op.side === 'exchange' && (g.kind === 'bad-item' || g.kind === 'not-found' || g.kind === 'precondition-failed')) {
-            await itemFailed(op, `Graph ${g.status} ${g.code}: ${g.message}`);
-            return;
-          }
-          if (op.side === 'exchange') throw toActivityFailure(err, `${op.kind} ${recordType} in ${m.id}`);
-          throw err;
-        } finally {
-          beat({ applied, failed });
-        }
-      };
 
-      const applyExchange = async (op: OperationRow, p: { record?: unknown; fingerprint?: string }, upn: string, folder: string) => {
-        if (op.kind === 'create') {
-          // A create whose answer was lost (crash, 504) may have happened: look for its sync id before creating again.
-          let item = op.attempts > 0 ? await adapter.findInExchange(upn, folder, op.sync_id) : undefined;
-          await store.markAttempt(op.id);
-          item ??= await adapter.createInExchange(upn, folder, p.record, op.sync_id);
+      const applyLocal = async (op: OperationRow): Promise<void> => {
+        const p = (op.payload ?? {}) as { record?: unknown; fingerprint?: string; exchangeChangeKey?: string | null; crmFingerprint?: string; exchangeFingerprint?: string };
+        if (op.side === 'crm') await applyCrm(op, p, m.crm_user_id);
+        else {
           await deps.db.transaction().execute(async (tx) => {
-            await store.upsertMapping(tx, {
-              mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: String(item!.id), sync_id: op.sync_id,
-              crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: item!.changeKey ?? null,
-            });
-            await store.finishOperation(tx, op.id, 'done');
-          });
-        } else if (op.kind === 'update') {
-          const item = await adapter.updateInExchange(upn, folder, op.exchange_id!, p.record);
-          await deps.db.transaction().execute(async (tx) => {
-            await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: item.changeKey ?? null });
-            await store.finishOperation(tx, op.id, 'done');
-          });
-        } else if (op.kind === 'delete') {
-          await adapter.deleteInExchange(upn, folder, op.exchange_id!);
-          await deps.db.transaction().execute(async (tx) => {
-            await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
+            if (op.kind === 'unlink') await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
+            else if (op.kind === 'link') {
+              // Merge by email: two existing items are one record; only the mapping is created.
+              await store.upsertMapping(tx, {
+                mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: op.exchange_id!, sync_id: op.sync_id,
+                crm_fingerprint: p.crmFingerprint ?? null, exchange_fingerprint: p.exchangeFingerprint ?? null, exchange_change_key: p.exchangeChangeKey ?? null,
+              });
+            } else await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.crmFingerprint, exchange_fingerprint: p.exchangeFingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined });
             await store.finishOperation(tx, op.id, 'done');
           });
         }
+        applied++;
+        beat({ applied, failed });
       };
 
       const applyCrm = async (op: OperationRow, p: { record?: unknown; fingerprint?: string; exchangeChangeKey?: string | null }, ownerId: string) => {
@@ -376,38 +324,40 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         });
       };
 
-      // CRM and mapping operations are local and fast; Exchange ones run a few at a time (Outlook's 4-request limit).
+      // CRM and mapping operations are local and fast; Exchange ones go out in JSON batches within the
+      // mailbox's limits (4 in flight, 10,000 per 10 minutes), see exchange/exchange-cycle.ts.
+      for (const op of ops.filter((o) => o.side !== 'exchange')) await applyLocal(op);
       const exchangeOps = ops.filter((o) => o.side === 'exchange');
-      for (const op of ops.filter((o) => o.side !== 'exchange')) await applyOne(op);
-      let next = 0;
-      let firstError: unknown;
-      const lane = async () => {
-        while (next < exchangeOps.length && firstError === undefined) {
-          const op = exchangeOps[next++];
-          try {
-            await applyOne(op);
-          } catch (err) {
-            firstError ??= err;
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(settings.maxConcurrency, exchangeOps.length) }, lane));
-      if (firstError !== undefined) throw firstError;
-      return { applied, failed, remaining: await store.countPending(cycleId, recordType) };
+      if (exchangeOps.length) {
+        const ctx = await exchangeStep(m, cycleId, recordType);
+        const r = await keepAlive(beat, () => applyExchangeOps(ctx, exchangeOps, ts.category));
+        applied += r.applied;
+        failed += r.failed;
+      }
+      const remaining = await exState.countPendingOn(cycleId, recordType, open(left));
+      const workRemaining = (await store.countPending(cycleId, recordType)) > remaining;
+      return { applied, failed, remaining, workRemaining };
     },
 
-    async commitType({ mailboxId, recordType }: TypeStep) {
+    async commitType({ mailboxId, cycleId, recordType }: TypeStep) {
+      // Operations carried to the next cycle by the batch size: nothing is promoted or cleared until they are applied.
+      if ((await exState.pendingAnywhere(mailboxId, recordType)) > 0) return { workRemaining: true };
       const cursor = await store.getCursor(mailboxId, recordType);
+      // A round cut short by the batch size keeps its nextLink: the next cycle pulls on from there.
+      const roundOpen = !cursor.pending_delta_link && !!cursor.next_link;
+      let kept = 0;
       await deps.db.transaction().execute(async (tx) => {
         await store.updateCursor(tx, mailboxId, recordType, {
           delta_link: cursor.pending_delta_link ?? cursor.delta_link,
           pending_delta_link: null,
-          next_link: null,
+          next_link: roundOpen ? cursor.next_link : null,
           crm_watermark: cursor.pending_crm_watermark ?? cursor.crm_watermark,
           pending_crm_watermark: null,
         });
-        await store.clearStaged(tx, mailboxId, recordType);
+        // CRM changes whose Exchange write met a newer version (412) stay staged for the next cycle's plan.
+        kept = await exState.clearStagedKeepingReplans(tx, mailboxId, recordType, cycleId);
       });
+      return { workRemaining: roundOpen || kept > 0 };
     },
 
     async finishCycle({ mailboxId, cycleId, outcome, detail }: CycleRef & { outcome: CycleSummary['outcome']; detail?: string }): Promise<CycleSummary> {

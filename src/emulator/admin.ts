@@ -2,11 +2,13 @@
 import { calendarAdmin, type CalendarAdmin } from './calendar';
 import { parseContactBody, renderContact, withDerivedDisplayName } from './contact-schema';
 import { GraphHttpError, badRequest } from './errors';
-import type { FaultSpec, Faults } from './faults';
-import type { Store } from './store';
+import type { DeltaQuirks } from './delta';
+import type { ChaosSpec, FaultSpec, Faults } from './faults';
+import type { OutlookCategory, Store } from './store';
 import { todoAdmin, type TodoAdmin } from './todo';
 
-export type EmulatorContact = Record<string, unknown> & { id: string; changeKey: string; parentFolderId: string };
+/** `id` is the immutable id (what cxsync stores); `restId` the default id, which changes when the item moves. */
+export type EmulatorContact = Record<string, unknown> & { id: string; restId: string; changeKey: string; parentFolderId: string };
 
 /** Events (CalendarAdmin) and To Do tasks (TodoAdmin) are acted on as the user would, like contacts. */
 export interface EmulatorAdmin extends CalendarAdmin, TodoAdmin {
@@ -22,8 +24,14 @@ export interface EmulatorAdmin extends CalendarAdmin, TodoAdmin {
   /** Fail the next n Graph requests for this mailbox matching method/path regexp with the given status (429 adds Retry-After: retryAfterSeconds). */
   injectFault(upn: string, fault: FaultSpec): void;
   clearFaults(upn?: string): void;
-  /** Added delay on every Graph request to this mailbox (0 removes it; clearFaults removes it too). */
-  setLatency(upn: string, ms: number): void;
+  /** Added delay on every Graph request to this mailbox, $batch sub-requests included: `ms` plus a random 0..jitterMs (0 removes it; clearFaults too). */
+  setLatency(upn: string, ms: number, jitterMs?: number): void;
+  /** A random share of the mailbox's Graph operations fail (429/503/504 by default); null or rate 0 stops it (clearFaults too). */
+  setChaos(upn: string, spec: ChaosSpec | null): void;
+  /** Switches delta behaviours real Graph shows (partial items, repeated items, empty pages) on or off for the mailbox. */
+  setDeltaQuirks(upn: string, quirks: DeltaQuirks): void;
+  /** The mailbox's master category list. */
+  listCategories(upn: string): OutlookCategory[];
   /** Invalidates every delta/next link issued so far for the mailbox: the next use answers 410 SyncStateNotFound. */
   expireDeltaTokens(upn: string): void;
   reset(): void;
@@ -33,7 +41,7 @@ export interface AdminApi extends EmulatorAdmin {
   http(method: string, path: string, query: URLSearchParams, body: unknown): { status: number; body?: unknown };
 }
 
-export function createAdmin(store: Store, faults: Faults, onReset: () => void): AdminApi {
+export function createAdmin(store: Store, faults: Faults, quirks: Map<string, DeltaQuirks>, onReset: () => void): AdminApi {
   const folderIdByName = (upn: string, name: string | null | undefined, create: boolean): string => {
     const mb = store.mailbox(upn);
     if (!name) return mb.defaultContactFolderId;
@@ -42,7 +50,8 @@ export function createAdmin(store: Store, faults: Faults, onReset: () => void): 
     if (!create) throw new GraphHttpError(404, 'ErrorItemNotFound', `No contact folder named '${name}'.`);
     return store.createFolder(mb, name).id;
   };
-  const render = (i: Parameters<typeof renderContact>[0]) => renderContact(i, { expandExt: '*' }) as EmulatorContact;
+  const render = (i: Parameters<typeof renderContact>[0]) => ({ ...renderContact(i, { expandExt: '*', immutableId: true }), restId: i.restId }) as EmulatorContact;
+  const keyOf = (upn: string) => (store.findMailbox(upn)?.upn ?? upn).toLowerCase();
 
   const admin: EmulatorAdmin = {
     ...calendarAdmin(store),
@@ -78,12 +87,22 @@ export function createAdmin(store: Store, faults: Faults, onReset: () => void): 
         throw badRequest('BadRequest', (err as Error).message);
       }
     },
-    setLatency: (upn, ms) => faults.setLatency((store.findMailbox(upn)?.upn ?? upn).toLowerCase(), ms),
-    clearFaults: (upn) => faults.clear(upn === undefined ? undefined : (store.findMailbox(upn)?.upn ?? upn).toLowerCase()),
+    setLatency: (upn, ms, jitterMs) => faults.setLatency(keyOf(upn), ms, jitterMs),
+    setChaos(upn, spec) {
+      try {
+        faults.setChaos(keyOf(upn), spec);
+      } catch (err) {
+        throw badRequest('BadRequest', (err as Error).message);
+      }
+    },
+    setDeltaQuirks: (upn, q) => void quirks.set(keyOf(upn), { ...q }),
+    listCategories: (upn) => store.categories(store.mailbox(upn)).map((c) => ({ ...c })),
+    clearFaults: (upn) => faults.clear(upn === undefined ? undefined : keyOf(upn)),
     expireDeltaTokens: (upn) => store.expireRounds(store.mailbox(upn)),
     reset() {
       store.reset();
       faults.clear();
+      quirks.clear();
       onReset();
     },
   };
@@ -127,8 +146,23 @@ export function createAdmin(store: Store, faults: Faults, onReset: () => void): 
         return { status: 204 };
       }
       if (segs.length === 3 && s2 === 'latency' && method === 'PUT') {
-        admin.setLatency(upn, Number((b as { ms?: unknown }).ms));
+        admin.setLatency(upn, Number((b as { ms?: unknown }).ms), Number((b as { jitterMs?: unknown }).jitterMs ?? 0));
         return { status: 204 };
+      }
+      if (segs.length === 3 && s2 === 'chaos' && method === 'PUT') {
+        admin.setChaos(upn, b as unknown as ChaosSpec);
+        return { status: 204 };
+      }
+      if (segs.length === 3 && s2 === 'chaos' && method === 'DELETE') {
+        admin.setChaos(upn, null);
+        return { status: 204 };
+      }
+      if (segs.length === 3 && s2 === 'delta-quirks' && method === 'PUT') {
+        admin.setDeltaQuirks(upn, b as DeltaQuirks);
+        return { status: 204 };
+      }
+      if (segs.length === 3 && s2 === 'categories' && method === 'GET') {
+        return { status: 200, body: { value: admin.listCategories(upn) } };
       }
       if (segs.length === 3 && s2 === 'expire-delta-tokens' && method === 'POST') {
         admin.expireDeltaTokens(upn);

@@ -107,12 +107,22 @@ export interface RenderOptions {
   select?: string[];
   /** Lower-cased extended property ids requested by $expand; `'*'` = all of them. */
   expandExt?: string[] | '*';
+  /** Which id to show: the immutable one (`Prefer: IdType="ImmutableId"`) or the default one (the default). */
+  immutableId?: boolean;
+  /**
+   * Delta rounds only: render just the properties written after this sequence number (plus id, etag, changeKey
+   * and lastModifiedDateTime), as Graph may do for an updated item in an incremental round.
+   */
+  changedSince?: number;
 }
+
+/** The server-owned properties an incremental delta item always carries. */
+const ALWAYS = new Set(['@odata.etag', 'id', 'changeKey', 'lastModifiedDateTime']);
 
 export function renderContact(item: StoredItem, opts: RenderOptions = {}): Record<string, unknown> {
   const full: Record<string, unknown> = {
     '@odata.etag': `W/"${item.changeKey}"`,
-    id: item.id,
+    id: opts.immutableId ? item.id : item.restId,
     createdDateTime: item.createdDateTime,
     lastModifiedDateTime: item.lastModifiedDateTime,
     changeKey: item.changeKey,
@@ -121,9 +131,14 @@ export function renderContact(item: StoredItem, opts: RenderOptions = {}): Recor
   for (const [k, d] of DEFAULTS) full[k] = k in item.fields ? item.fields[k] : d;
   for (const [k, v] of Object.entries(item.fields)) if (!(k in full)) full[k] = v;
   let out = full;
+  if (opts.changedSince !== undefined) {
+    const since = opts.changedSince;
+    out = Object.fromEntries(Object.entries(full).filter(([k]) => ALWAYS.has(k) || (item.fieldSeq[k] ?? 0) > since));
+  }
   if (opts.select) {
-    out = { '@odata.etag': full['@odata.etag'], id: item.id };
-    for (const s of opts.select) if (s in full) out[s] = full[s];
+    const base = out;
+    out = { '@odata.etag': full['@odata.etag'], id: full.id };
+    for (const s of opts.select) if (s in base) out[s] = base[s];
   }
   if (opts.expandExt) {
     const wanted = opts.expandExt;

@@ -19,6 +19,21 @@ interface TokenBody {
   /** Sequence number of the last item already sent in this round. */
   after?: number;
   select?: string;
+  /** Quirk `repeatItems`: an item sent on the previous page, sent again at the top of this one. */
+  rep?: string;
+}
+
+/**
+ * Behaviours real Graph shows and a client must survive, off by default, switchable per mailbox:
+ * - `partialUpdates`: in an incremental round, an item that existed before the round carries only the
+ *   properties written since the previous round (plus id, @odata.etag, changeKey, lastModifiedDateTime);
+ * - `repeatItems`: every page after the first repeats the last item of the page before it;
+ * - `emptyPages`: every round begins with an empty page that carries a nextLink.
+ */
+export interface DeltaQuirks {
+  partialUpdates?: boolean;
+  repeatItems?: boolean;
+  emptyPages?: boolean;
 }
 
 export function encodeToken(body: TokenBody): string {
@@ -39,11 +54,13 @@ const syncStateNotFound = () =>
   new GraphHttpError(410, 'SyncStateNotFound', 'The sync state generation is not found. Please do a full sync.');
 
 export interface DeltaPage {
-  /** Item ids in this page, in order, and whether each left the folder. */
-  entries: Array<{ id: string; removed: boolean }>;
+  /** Item ids in this page (immutable), in order, whether each left the folder, and its default id then. */
+  entries: Array<{ id: string; removed: boolean; restId?: string }>;
   nextToken?: string;
   deltaToken?: string;
   select?: string;
+  /** The round's lower bound: 0 for a full round, else the sequence number the previous round ended at. */
+  from: number;
 }
 
 export function deltaPage(
@@ -52,12 +69,14 @@ export function deltaPage(
   folderId: string,
   query: { skiptoken?: string | null; deltatoken?: string | null; select?: string | null },
   pageSize: number,
+  quirks: DeltaQuirks = {},
 ): DeltaPage {
   let round: number;
   let from: number;
   let hw: number;
   let after: number;
   let select = query.select ?? undefined;
+  let rep: string | undefined;
   const token = query.skiptoken ?? query.deltatoken;
   if (token) {
     const t = decodeToken(token);
@@ -70,6 +89,7 @@ export function deltaPage(
       from = t.from;
       hw = t.hw;
       after = t.after ?? t.from;
+      rep = t.rep;
     } else {
       round = store.startRound(mb, folderId);
       from = t.hw;
@@ -83,14 +103,21 @@ export function deltaPage(
     after = 0;
   }
 
+  const base = { m: mb.incarnation, f: folderId, r: round, from, hw, ...(select ? { select } : {}) };
+  if (quirks.emptyPages && !query.skiptoken) {
+    return { entries: [], nextToken: encodeToken({ t: 'n', ...base, after }), select, from };
+  }
   const candidates = Object.values(mb.entries)
     // A full round reports what is there, not what used to be.
     .filter((e) => e.folderId === folderId && e.seq > after && e.seq <= hw && !(from === 0 && e.removed))
     .sort((a, b) => a.seq - b.seq);
-  const page = candidates.slice(0, pageSize);
-  const base = { m: mb.incarnation, f: folderId, r: round, from, hw, ...(select ? { select } : {}) };
-  if (candidates.length > pageSize) {
-    return { entries: page.map((e) => ({ id: e.id, removed: e.removed })), nextToken: encodeToken({ t: 'n', ...base, after: page[page.length - 1].seq }), select };
+  const repeated = rep && mb.items[rep]?.folderId === folderId && pageSize > 1 ? [{ id: rep, removed: false }] : [];
+  const page = candidates.slice(0, pageSize - repeated.length);
+  const entries = [...repeated, ...page.map((e) => ({ id: e.id, removed: e.removed, restId: e.restId }))];
+  if (candidates.length > page.length) {
+    const last = page[page.length - 1];
+    const nextRep = quirks.repeatItems && !last.removed ? { rep: last.id } : {};
+    return { entries, nextToken: encodeToken({ t: 'n', ...base, after: last.seq, ...nextRep }), select, from };
   }
-  return { entries: page.map((e) => ({ id: e.id, removed: e.removed })), deltaToken: encodeToken({ t: 'd', ...base }), select };
+  return { entries, deltaToken: encodeToken({ t: 'd', ...base }), select, from };
 }

@@ -11,23 +11,74 @@ export interface FaultSpec {
   applyThenFail?: boolean;
 }
 
+/**
+ * Random faults: each Graph operation on the mailbox (a $batch sub-request included) fails with probability
+ * `rate`, with a status drawn from `statuses`. A failed write is performed anyway with probability
+ * `applyThenFail` (only for 5xx statuses: a 429 is refused before any work). Seeded, so a run can be replayed.
+ */
+export interface ChaosSpec {
+  rate: number;
+  statuses?: number[];
+  applyThenFail?: number;
+  retryAfterSeconds?: number;
+  seed?: number;
+}
+
 interface ArmedFault extends FaultSpec {
   regex?: RegExp;
 }
 
+/** mulberry32: a tiny seeded PRNG, so fault sequences are reproducible. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export class Faults {
   private byMailbox = new Map<string, ArmedFault[]>();
-  private latency = new Map<string, number>();
+  private latency = new Map<string, { ms: number; jitterMs: number }>();
+  private chaos = new Map<string, ChaosSpec & { random: () => number }>();
+  private jitterRandom = prng(1);
 
-  /** Added delay for every Graph request to one mailbox (0 removes it). */
-  setLatency(mailboxKey: string, ms: number): void {
-    if (!Number.isFinite(ms) || ms < 0) throw new Error('latency must be a non-negative number of milliseconds');
-    if (ms === 0) this.latency.delete(mailboxKey);
-    else this.latency.set(mailboxKey, ms);
+  /** Added delay for every Graph request to one mailbox: `ms` plus a uniform random share of `jitterMs` (0, 0 removes it). */
+  setLatency(mailboxKey: string, ms: number, jitterMs = 0): void {
+    if (!Number.isFinite(ms) || ms < 0 || !Number.isFinite(jitterMs) || jitterMs < 0) throw new Error('latency must be a non-negative number of milliseconds');
+    if (ms === 0 && jitterMs === 0) this.latency.delete(mailboxKey);
+    else this.latency.set(mailboxKey, { ms, jitterMs });
   }
 
   latencyFor(mailboxKey: string): number {
-    return this.latency.get(mailboxKey) ?? 0;
+    const l = this.latency.get(mailboxKey);
+    if (!l) return 0;
+    return l.ms + (l.jitterMs ? Math.floor(this.jitterRandom() * l.jitterMs) : 0);
+  }
+
+  setChaos(mailboxKey: string, spec: ChaosSpec | null): void {
+    if (!spec || !spec.rate) {
+      this.chaos.delete(mailboxKey);
+      return;
+    }
+    if (!(spec.rate > 0 && spec.rate <= 1)) throw new Error('chaos rate must be in (0, 1]');
+    const statuses = spec.statuses ?? [429, 503, 504];
+    if (!statuses.length || statuses.some((s) => !Number.isInteger(s) || s < 400)) throw new Error('chaos statuses must be HTTP error statuses');
+    this.chaos.set(mailboxKey, { ...spec, statuses, random: prng(spec.seed ?? 42) });
+  }
+
+  /** A random fault for one operation, or undefined. */
+  roll(mailboxKey: string, method: string): FaultSpec | undefined {
+    const c = this.chaos.get(mailboxKey);
+    if (!c || c.random() >= c.rate) return undefined;
+    const statuses = c.statuses!;
+    const status = statuses[Math.floor(c.random() * statuses.length)];
+    const write = method !== 'GET';
+    const applyThenFail = write && status >= 500 && c.random() < (c.applyThenFail ?? 0);
+    return { status, count: 1, retryAfterSeconds: c.retryAfterSeconds ?? 1, applyThenFail };
   }
 
   add(mailboxKey: string, spec: FaultSpec): void {
@@ -43,18 +94,20 @@ export class Faults {
     if (mailboxKey === undefined) {
       this.byMailbox.clear();
       this.latency.clear();
+      this.chaos.clear();
     } else {
       this.byMailbox.delete(mailboxKey);
       this.latency.delete(mailboxKey);
+      this.chaos.delete(mailboxKey);
     }
   }
 
-  /** The first armed fault matching this request, with one use consumed. */
+  /** The first armed fault matching this request, with one use consumed; else a random one (chaos), if any. */
   take(mailboxKey: string, method: string, pathAndQuery: string): FaultSpec | undefined {
     const list = this.byMailbox.get(mailboxKey);
-    if (!list) return undefined;
+    if (!list) return this.roll(mailboxKey, method);
     const i = list.findIndex((f) => (!f.method || f.method.toUpperCase() === method.toUpperCase()) && (!f.regex || f.regex.test(pathAndQuery)));
-    if (i < 0) return undefined;
+    if (i < 0) return this.roll(mailboxKey, method);
     const f = list[i];
     if (--f.count <= 0) list.splice(i, 1);
     return f;

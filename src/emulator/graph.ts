@@ -1,10 +1,11 @@
 /** Graph's /v1.0 resources over the store: one pure request → response function, shared by $batch. */
 import { parseContactBody, renderContact, validateSelect, withDerivedDisplayName, type RenderOptions } from './contact-schema';
+import { outlookCategories } from './categories';
 import { handleCalendarAndTodo, isCalendarOrTodoRoot } from './calendar';
-import { deltaPage } from './delta';
+import { deltaPage, type DeltaQuirks } from './delta';
 import { GraphHttpError, badRequest } from './errors';
 import { parseExpand, parseItemFilter, parsePrefer, parseSelect, parseTop } from './query';
-import type { Folder, Mailbox, Store } from './store';
+import type { Folder, Mailbox, Store, StoredItem } from './store';
 
 export interface GraphRequest {
   method: string;
@@ -26,6 +27,8 @@ export interface GraphContext {
   /** e.g. https://localhost:8443/v1.0 — links are absolute, as Graph's are. */
   graphBaseUrl: string;
   maxPageSize: number;
+  /** Delta behaviours switched on for a mailbox (see DeltaQuirks). */
+  deltaQuirks?: (mailbox: Mailbox) => DeltaQuirks;
 }
 
 const LIST_DEFAULT_PAGE = 10;
@@ -79,6 +82,7 @@ export function handleGraph(ctx: GraphContext, req: GraphRequest): GraphResponse
     throw noResource(rest[2]);
   }
   if (r0 === 'contacts') return contacts(ctx, req, mb, mb.defaultContactFolderId, rest.slice(1), false);
+  if (r0 === 'outlook') return outlookCategories(ctx, req, mb, rest.slice(1));
   if (isCalendarOrTodoRoot(r0)) return handleCalendarAndTodo(ctx, req, mb, rest);
   throw noResource(rest[0]);
 }
@@ -125,7 +129,28 @@ function page(ctx: GraphContext, req: GraphRequest, all: unknown[], contextPath:
 function renderOptions(req: GraphRequest): RenderOptions {
   const select = parseSelect(req.query.get('$select'));
   if (select) validateSelect(select);
-  return { select, expandExt: parseExpand(req.query.get('$expand')) };
+  return { select, expandExt: parseExpand(req.query.get('$expand')), immutableId: wantsImmutableIds(req) };
+}
+
+function wantsImmutableIds(req: GraphRequest): boolean {
+  return parsePrefer(req.headers['prefer']).immutableId;
+}
+
+/**
+ * `If-Match: W/"<changeKey>"` (or the bare key, or `*`): a write based on an older version of the item is
+ * refused with 412, as Exchange does, so a client never overwrites a change it has not seen.
+ */
+function checkIfMatch(req: GraphRequest, item: StoredItem): void {
+  const header = req.headers['if-match'];
+  if (header === undefined || header.trim() === '*') return;
+  const keys = header.split(',').map((k) => k.trim().replace(/^W\//, '').replace(/^"|"$/g, ''));
+  if (!keys.includes(item.changeKey)) {
+    throw new GraphHttpError(
+      412,
+      'ErrorIrresolvableConflict',
+      'The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.',
+    );
+  }
 }
 
 function contacts(ctx: GraphContext, req: GraphRequest, mb: Mailbox, folderId: string, rest: string[], inFolder: boolean): GraphResponse {
@@ -142,7 +167,7 @@ function contacts(ctx: GraphContext, req: GraphRequest, mb: Mailbox, folderId: s
     if (m === 'POST') {
       const w = parseContactBody(req.body);
       const item = store.createItem(mb, folderId, withDerivedDisplayName(w.fields), w.ext);
-      return { status: 201, body: renderContact(item, { expandExt: w.ext.length ? '*' : undefined }) };
+      return { status: 201, body: renderContact(item, { expandExt: w.ext.length ? '*' : undefined, immutableId: wantsImmutableIds(req) }) };
     }
     throw methodNotAllowed();
   }
@@ -157,9 +182,11 @@ function contacts(ctx: GraphContext, req: GraphRequest, mb: Mailbox, folderId: s
     if (m === 'GET') return ok(renderContact(store.item(mb, id, scope), renderOptions(req)));
     if (m === 'PATCH') {
       const w = parseContactBody(req.body);
-      return ok(renderContact(store.updateItem(mb, id, w.fields, w.ext, scope)));
+      checkIfMatch(req, store.item(mb, id, scope));
+      return ok(renderContact(store.updateItem(mb, id, w.fields, w.ext, scope), { immutableId: wantsImmutableIds(req) }));
     }
     if (m === 'DELETE') {
+      checkIfMatch(req, store.item(mb, id, scope));
       store.deleteItem(mb, id, scope);
       return { status: 204 };
     }
@@ -173,11 +200,17 @@ function delta(ctx: GraphContext, req: GraphRequest, mb: Mailbox, folderId: stri
   const pageSize = prefer.maxPageSize ?? ctx.maxPageSize;
   const select = req.query.get('$select');
   if (select) validateSelect(parseSelect(select) ?? []);
-  const p = deltaPage(ctx.store, mb, folderId, { skiptoken: req.query.get('$skiptoken'), deltatoken: req.query.get('$deltatoken'), select }, pageSize);
+  const quirks = ctx.deltaQuirks?.(mb) ?? {};
+  const p = deltaPage(ctx.store, mb, folderId, { skiptoken: req.query.get('$skiptoken'), deltatoken: req.query.get('$deltatoken'), select }, pageSize, quirks);
   const selectList = parseSelect(p.select ?? null);
-  const value = p.entries.map((e) =>
-    e.removed ? { '@odata.type': '#microsoft.graph.contact', id: e.id, '@removed': { reason: 'deleted' } } : renderContact(ctx.store.item(mb, e.id), { select: selectList }),
-  );
+  const immutableId = prefer.immutableId;
+  const value = p.entries.map((e) => {
+    if (e.removed) return { '@odata.type': '#microsoft.graph.contact', id: immutableId ? e.id : (e.restId ?? e.id), '@removed': { reason: 'deleted' } };
+    const item = ctx.store.item(mb, e.id);
+    // An item that was already in the folder when the previous round ended may come with only what changed.
+    const partial = quirks.partialUpdates && p.from > 0 && item.enteredSeq <= p.from;
+    return renderContact(item, { select: selectList, immutableId, changedSince: partial ? p.from : undefined });
+  });
   const link = `${ctx.graphBaseUrl}${req.rawPath}`;
   const body: Record<string, unknown> = { '@odata.context': `${ctx.graphBaseUrl}/$metadata#Collection(contact)`, value };
   if (p.nextToken) body['@odata.nextLink'] = `${link}?$skiptoken=${p.nextToken}`;

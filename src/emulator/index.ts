@@ -10,13 +10,15 @@ import type { AddressInfo } from 'node:net';
 import { EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EMULATOR_TENANT } from '../config';
 import { createAdmin, type EmulatorAdmin } from './admin';
 import { loadOrCreateIdentity } from './certificate';
+import type { DeltaQuirks } from './delta';
 import { Faults } from './faults';
 import { createRequestHandler } from './server';
 import { Store } from './store';
 import { Throttle, type ThrottleLimits } from './throttle';
 
 export type { EmulatorAdmin, EmulatorContact } from './admin';
-export type { FaultSpec } from './faults';
+export type { ChaosSpec, FaultSpec } from './faults';
+export type { DeltaQuirks } from './delta';
 export type { ThrottleLimits } from './throttle';
 
 export interface EmulatorOptions {
@@ -37,6 +39,8 @@ export interface EmulatorOptions {
   throttle?: Partial<ThrottleLimits>;
   /** Delay added to every /v1.0 request, e.g. to make the concurrency limit reachable (default 0). */
   latencyMs?: number;
+  /** Delta behaviours (partial items, repeated items, empty pages) on for every mailbox; admin.setDeltaQuirks overrides per mailbox. */
+  deltaQuirks?: DeltaQuirks;
   log?: (line: string) => void;
 }
 
@@ -54,6 +58,8 @@ export interface GraphEmulator {
    * mailbox, each $batch sub-request included. Admin and token requests are never counted.
    */
   requestCount(mailbox?: string): number;
+  /** Operations on the mailbox answered 429 (throttling or injected), $batch sub-requests included. */
+  throttledCount(mailbox: string): number;
   /** The latest Graph operations served ("METHOD /v1.0/path?query", $batch sub-requests included), oldest first. */
   recentRequests(): string[];
   close(): Promise<void>;
@@ -63,11 +69,13 @@ export async function startGraphEmulator(opts: EmulatorOptions = {}): Promise<Gr
   const identity = loadOrCreateIdentity(opts.dataDir);
   const store = new Store(opts.dataDir ? path.join(opts.dataDir, 'state.json') : undefined, opts.maxTokenGenerations ?? 50);
   const faults = new Faults();
-  const counts = { total: 0, byMailbox: new Map<string, number>(), recent: [] as string[] };
+  const counts = { total: 0, byMailbox: new Map<string, number>(), recent: [] as string[], throttled: new Map<string, number>() };
+  const quirks = new Map<string, DeltaQuirks>();
   const throttle = new Throttle({ requestsPer10Minutes: opts.throttle?.requestsPer10Minutes ?? 10_000, concurrentRequests: opts.throttle?.concurrentRequests ?? 4 });
-  const admin = createAdmin(store, faults, () => {
+  const admin = createAdmin(store, faults, quirks, () => {
     counts.total = 0;
     counts.byMailbox.clear();
+    counts.throttled.clear();
     counts.recent.length = 0;
     throttle.reset();
   });
@@ -80,7 +88,12 @@ export async function startGraphEmulator(opts: EmulatorOptions = {}): Promise<Gr
     clientSecret: opts.clientSecret ?? EMULATOR_CLIENT_SECRET,
     signingKey: crypto.createHash('sha256').update(identity.keyPem).update(tenantId).digest(),
   };
-  const graph = { store, graphBaseUrl: '', maxPageSize: opts.maxPageSize ?? 100 };
+  const graph = {
+    store,
+    graphBaseUrl: '',
+    maxPageSize: opts.maxPageSize ?? 100,
+    deltaQuirks: (mb: { upn: string }) => quirks.get(mb.upn.toLowerCase()) ?? opts.deltaQuirks ?? {},
+  };
   const server = https.createServer({ cert: identity.certPem, key: identity.keyPem }, createRequestHandler({ auth, graph, faults, admin, counts, throttle, latencyMs: opts.latencyMs ?? 0, log: opts.log }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -104,6 +117,7 @@ export async function startGraphEmulator(opts: EmulatorOptions = {}): Promise<Gr
     caCertPem: identity.certPem,
     admin,
     requestCount: (mailbox) => (mailbox === undefined ? counts.total : (counts.byMailbox.get((store.findMailbox(mailbox)?.upn ?? mailbox).toLowerCase()) ?? 0)),
+    throttledCount: (mailbox) => counts.throttled.get((store.findMailbox(mailbox)?.upn ?? mailbox).toLowerCase()) ?? 0,
     recentRequests: () => [...counts.recent],
     close() {
       closed ??= new Promise<void>((resolve) => {

@@ -14,7 +14,7 @@ export interface ServerDeps {
   graph: GraphContext;
   faults: Faults;
   admin: AdminApi;
-  counts: { total: number; byMailbox: Map<string, number>; recent: string[] };
+  counts: { total: number; byMailbox: Map<string, number>; recent: string[]; throttled: Map<string, number> };
   throttle: Throttle;
   /** Added before each /v1.0 answer, so concurrency limits and timeouts can be exercised. */
   latencyMs: number;
@@ -23,6 +23,8 @@ export interface ServerDeps {
 
 const MAX_BODY = 8 * 1024 * 1024;
 const BATCH_LIMIT = 20;
+/** Outlook runs up to 4 sub-requests of a $batch at a time (throttling-limits.md, "Outlook service limits for JSON batching"). */
+const BATCH_PARALLELISM = 4;
 const GRAPH_JSON = 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8';
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -97,10 +99,10 @@ async function route(deps: ServerDeps, req: IncomingMessage, res: ServerResponse
     let result: GraphResponse;
     if (rawPath.toLowerCase() === '/$batch') {
       if (method !== 'POST') throw new GraphHttpError(405, 'BadRequest', 'Only POST is allowed on $batch.');
-      result = batch(deps, parseJsonBody(raw), requestId, clientRequestId);
+      result = await batch(deps, parseJsonBody(raw), requestId, clientRequestId);
     } else {
       const user = userOfPath(rawPath);
-      const leave = user ? deps.throttle.enter(mailboxKeyOf(deps, user)) : undefined;
+      const leave = user ? enterOrCount(deps, mailboxKeyOf(deps, user)) : undefined;
       try {
         const delay = deps.latencyMs + (user ? deps.faults.latencyFor(mailboxKeyOf(deps, user)) : 0);
         if (delay > 0) await new Promise((r) => setTimeout(r, delay));
@@ -143,6 +145,21 @@ function mailboxKeyOf(deps: ServerDeps, user: string): string {
   return (deps.graph.store.findMailbox(user)?.upn ?? user).toLowerCase();
 }
 
+function countThrottled(deps: ServerDeps, mailboxKey: string): void {
+  deps.counts.throttled.set(mailboxKey, (deps.counts.throttled.get(mailboxKey) ?? 0) + 1);
+}
+
+/** Takes a concurrency slot for the mailbox; a refusal (429) is counted as a request and as throttled. */
+function enterOrCount(deps: ServerDeps, mailboxKey: string): () => void {
+  try {
+    return deps.throttle.enter(mailboxKey);
+  } catch (err) {
+    deps.counts.byMailbox.set(mailboxKey, (deps.counts.byMailbox.get(mailboxKey) ?? 0) + 1);
+    countThrottled(deps, mailboxKey);
+    throw err;
+  }
+}
+
 /** One Graph operation on one mailbox: counted, subject to injected faults and throttling, errors in Graph's shape. */
 function graphOnce(deps: ServerDeps, req: GraphRequest, rawBody: string | undefined, requestId: string, clientRequestId: string): GraphResponse {
   const user = userOfPath(req.rawPath);
@@ -161,7 +178,10 @@ function graphOnce(deps: ServerDeps, req: GraphRequest, rawBody: string | undefi
   const faultError = fault
     ? new GraphHttpError(fault.status, faultCode(fault.status), `Injected fault ${fault.status}.`, fault.status === 429 || fault.status === 503 ? { 'Retry-After': String(fault.retryAfterSeconds ?? 1) } : {})
     : undefined;
-  if (faultError && !fault?.applyThenFail) return fail(faultError);
+  if (faultError && !fault?.applyThenFail) {
+    if (mailboxKey && faultError.status === 429) countThrottled(deps, mailboxKey);
+    return fail(faultError);
+  }
   let result: GraphResponse;
   try {
     if (mailboxKey) deps.throttle.admit(mailboxKey);
@@ -171,7 +191,9 @@ function graphOnce(deps: ServerDeps, req: GraphRequest, rawBody: string | undefi
     if (!(err instanceof GraphHttpError)) throw err;
     result = fail(err);
   }
-  if (faultError) return fail(faultError);
+  if (faultError) result = fail(faultError);
+  if (mailboxKey && result.status === 429) countThrottled(deps, mailboxKey);
+  if (faultError) return result;
   const prefer = parsePrefer(req.headers['prefer']);
   if (prefer.immutableId) {
     const applied = result.headers?.['Preference-Applied'];
@@ -189,31 +211,91 @@ interface BatchItem {
   dependsOn?: string[];
 }
 
-/** JSON $batch: up to 20 operations, run in order; a failed dependency yields 424 as Graph does. */
-function batch(deps: ServerDeps, body: unknown, requestId: string, clientRequestId: string): GraphResponse {
+/**
+ * JSON $batch: up to 20 operations with unique ids; the outer answer is 200 with a status per operation.
+ * Operations without `dependsOn` run up to 4 at a time, each taking one of the mailbox's concurrency slots for
+ * its duration (so a batch next to other requests can meet 429 MailboxConcurrency inside the 200); an operation
+ * whose dependency failed answers 424 without running. Dependencies must be listed before their dependents.
+ */
+async function batch(deps: ServerDeps, body: unknown, requestId: string, clientRequestId: string): Promise<GraphResponse> {
   const requests = (body as { requests?: BatchItem[] } | undefined)?.requests;
   if (!Array.isArray(requests) || requests.length === 0) throw new GraphHttpError(400, 'BadRequest', 'Invalid batch payload format.');
   if (requests.length > BATCH_LIMIT) throw new GraphHttpError(400, 'BadRequest', `Too many requests in the batch: the limit is ${BATCH_LIMIT}.`);
   const ids = new Set<string>();
   for (const r of requests) {
     if (typeof r?.id !== 'string' || typeof r.method !== 'string' || typeof r.url !== 'string') throw new GraphHttpError(400, 'BadRequest', 'Each batch request needs id, method and url.');
-    if (ids.has(r.id)) throw new GraphHttpError(400, 'BadRequest', `Duplicate batch request id '${r.id}'.`);
-    ids.add(r.id);
-  }
-  const statuses = new Map<string, number>();
-  const responses = requests.map((r) => {
-    let out: GraphResponse;
-    if ((r.dependsOn ?? []).some((d) => (statuses.get(d) ?? 424) >= 400)) {
-      const err = new GraphHttpError(424, 'FailedDependency', 'Failed dependency.');
-      out = { status: 424, body: errorBody(err, requestId, clientRequestId) };
-    } else {
-      const u = new URL(r.url.replace(/^\/?(v1\.0\/)?/, '/'), 'https://batch.invalid');
-      out = graphOnce(deps, { method: r.method.toUpperCase(), rawPath: u.pathname, query: u.searchParams, headers: lowerHeaders(r.headers ?? {}), body: r.body }, undefined, crypto.randomUUID(), clientRequestId);
+    const key = r.id.toLowerCase(); // ids are not case-sensitive
+    if (ids.has(key)) throw new GraphHttpError(400, 'BadRequest', `Duplicate batch request id '${r.id}'.`);
+    for (const d of r.dependsOn ?? []) {
+      if (typeof d !== 'string' || !ids.has(d.toLowerCase())) throw new GraphHttpError(400, 'BadRequest', `Request '${r.id}' depends on '${String(d)}', which is not an earlier request of the batch.`);
     }
-    statuses.set(r.id, out.status);
-    const headers: Record<string, string> = { ...(out.headers ?? {}) };
-    if (out.body !== undefined) headers['Content-Type'] = GRAPH_JSON;
-    return { id: r.id, status: out.status, headers, ...(out.body !== undefined ? { body: out.body } : {}) };
-  });
+    ids.add(key);
+  }
+  const outcomes = new Map<string, Promise<GraphResponse>>();
+  const slots = new Slots(BATCH_PARALLELISM);
+  const runOne = async (r: BatchItem): Promise<GraphResponse> => {
+    const deps_ = await Promise.all((r.dependsOn ?? []).map((d) => outcomes.get(d.toLowerCase())!));
+    if (deps_.some((o) => o.status >= 400)) {
+      const err = new GraphHttpError(424, 'FailedDependency', 'Failed dependency.');
+      return { status: 424, body: errorBody(err, requestId, clientRequestId) };
+    }
+    const release = await slots.acquire();
+    try {
+      return await subRequest(deps, r, clientRequestId);
+    } finally {
+      release();
+    }
+  };
+  for (const r of requests) outcomes.set(r.id.toLowerCase(), runOne(r));
+  const responses = await Promise.all(
+    requests.map(async (r) => {
+      const out = await outcomes.get(r.id.toLowerCase())!;
+      const headers: Record<string, string> = { ...(out.headers ?? {}) };
+      if (out.body !== undefined) headers['Content-Type'] = GRAPH_JSON;
+      return { id: r.id, status: out.status, headers, ...(out.body !== undefined ? { body: out.body } : {}) };
+    }),
+  );
   return { status: 200, body: { responses } };
+}
+
+/** One operation of a batch: a concurrency slot of its mailbox, the mailbox's latency, then graphOnce. */
+async function subRequest(deps: ServerDeps, r: BatchItem, clientRequestId: string): Promise<GraphResponse> {
+  const u = new URL(r.url.replace(/^\/?(v1\.0\/)?/, '/'), 'https://batch.invalid');
+  const subId = crypto.randomUUID();
+  const user = userOfPath(u.pathname);
+  const key = user ? mailboxKeyOf(deps, user) : undefined;
+  let leave: (() => void) | undefined;
+  if (key) {
+    try {
+      leave = enterOrCount(deps, key);
+    } catch (err) {
+      if (!(err instanceof GraphHttpError)) throw err;
+      return { status: err.status, headers: { ...err.headers }, body: errorBody(err, subId, clientRequestId) };
+    }
+  }
+  try {
+    const delay = deps.latencyMs + (key ? deps.faults.latencyFor(key) : 0);
+    if (delay > 0) await new Promise((res) => setTimeout(res, delay));
+    return graphOnce(deps, { method: r.method.toUpperCase(), rawPath: u.pathname, query: u.searchParams, headers: lowerHeaders(r.headers ?? {}), body: r.body }, undefined, subId, clientRequestId);
+  } finally {
+    leave?.();
+  }
+}
+
+/** A counting semaphore. */
+class Slots {
+  private waiting: Array<() => void> = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
 }

@@ -20,7 +20,10 @@ export interface ExtendedProperty {
 }
 
 export interface StoredItem {
+  /** The immutable id (`Prefer: IdType="ImmutableId"`): stable for the item's life in the mailbox. */
   id: string;
+  /** The default (REST) id: changes whenever the item moves to another folder. */
+  restId: string;
   folderId: string;
   changeKey: string;
   createdDateTime: string;
@@ -29,6 +32,17 @@ export interface StoredItem {
   /** Keyed by the lower-cased property id: Graph matches extended property ids case-insensitively. */
   ext: Record<string, ExtendedProperty>;
   seq: number;
+  /** Sequence number at which the item entered its current folder (created or moved in). */
+  enteredSeq: number;
+  /** Sequence number of the last write to each field, so a delta round can send only what changed. */
+  fieldSeq: Record<string, number>;
+}
+
+/** An entry of the mailbox's master category list (/outlook/masterCategories). */
+export interface OutlookCategory {
+  id: string;
+  displayName: string;
+  color: string;
 }
 
 export interface LogEntry {
@@ -36,6 +50,8 @@ export interface LogEntry {
   id: string;
   seq: number;
   removed: boolean;
+  /** The item's default id when it left the folder: what a delta without immutable ids reports as removed. */
+  restId?: string;
 }
 
 export interface Mailbox {
@@ -54,6 +70,8 @@ export interface Mailbox {
   /** Live delta rounds per folder, oldest first; a token naming a round not listed here is expired. */
   rounds: Record<string, number[]>;
   nextRound: number;
+  /** The master category list; optional so that states persisted by older versions load. */
+  categories?: OutlookCategory[];
 }
 
 interface PersistedState {
@@ -65,6 +83,10 @@ interface PersistedState {
 export function newItemId(): string {
   return 'AAMkA' + crypto.randomBytes(48).toString('base64url');
 }
+/** Immutable ids have their own format (real ones start AAkAL…), so mixing the two kinds up shows in tests. */
+export function newImmutableId(): string {
+  return 'AAkALgAA' + crypto.randomBytes(48).toString('base64url');
+}
 function newChangeKey(): string {
   return 'EQAAABYAAA' + crypto.randomBytes(18).toString('base64');
 }
@@ -74,6 +96,8 @@ function nowIso(): string {
 
 export class Store {
   private mailboxes = new Map<string, Mailbox>();
+  /** Default id → immutable id, per mailbox; derived from the items, so never persisted. */
+  private restIndex = new WeakMap<Mailbox, Map<string, string>>();
   private saveTimer: NodeJS.Timeout | undefined;
   private dirty = false;
 
@@ -83,7 +107,16 @@ export class Store {
   ) {
     if (stateFile && fs.existsSync(stateFile)) {
       const state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as PersistedState;
-      for (const mb of state.mailboxes) this.mailboxes.set(mb.upn.toLowerCase(), mb);
+      for (const mb of state.mailboxes) {
+        // States written before default ids, field sequence numbers and categories existed.
+        for (const item of Object.values(mb.items)) {
+          item.restId ??= item.id;
+          item.enteredSeq ??= 0;
+          item.fieldSeq ??= {};
+        }
+        mb.categories ??= [];
+        this.mailboxes.set(mb.upn.toLowerCase(), mb);
+      }
     }
   }
 
@@ -140,6 +173,7 @@ export class Store {
       entries: {},
       rounds: {},
       nextRound: 1,
+      categories: [],
     };
     this.mailboxes.set(key, mb);
     this.changed();
@@ -222,10 +256,20 @@ export class Store {
 
   // ---- items -------------------------------------------------------------------------------------
 
+  /** By immutable id or current default id (Graph accepts either); an old default id of a moved item is not found. */
   item(mb: Mailbox, id: string, folderId?: string): StoredItem {
-    const item = mb.items[id];
+    const item = mb.items[id] ?? mb.items[this.restIds(mb).get(id) ?? ''];
     if (!item || (folderId && item.folderId !== folderId)) throw notFound();
     return item;
+  }
+
+  private restIds(mb: Mailbox): Map<string, string> {
+    let idx = this.restIndex.get(mb);
+    if (!idx) {
+      idx = new Map(Object.values(mb.items).map((i) => [i.restId, i.id]));
+      this.restIndex.set(mb, idx);
+    }
+    return idx;
   }
 
   itemsIn(mb: Mailbox, folderId: string): StoredItem[] {
@@ -235,7 +279,8 @@ export class Store {
   createItem(mb: Mailbox, folderId: string, fields: Record<string, unknown>, ext: ExtendedProperty[] = []): StoredItem {
     const now = nowIso();
     const item: StoredItem = {
-      id: newItemId(),
+      id: newImmutableId(),
+      restId: newItemId(),
       folderId,
       changeKey: '',
       createdDateTime: now,
@@ -243,18 +288,23 @@ export class Store {
       fields: { ...fields },
       ext: {},
       seq: 0,
+      enteredSeq: 0,
+      fieldSeq: {},
     };
     for (const p of ext) item.ext[p.id.toLowerCase()] = p;
     mb.items[item.id] = item;
-    this.touch(mb, item);
+    this.restIds(mb).set(item.restId, item.id);
+    this.touch(mb, item, Object.keys(fields));
+    item.enteredSeq = item.seq;
     return item;
   }
 
   updateItem(mb: Mailbox, id: string, patch: Record<string, unknown>, ext: ExtendedProperty[] = [], folderId?: string): StoredItem {
     const item = this.item(mb, id, folderId);
+    const changed = Object.keys(patch).filter((k) => JSON.stringify(item.fields[k]) !== JSON.stringify(patch[k]));
     Object.assign(item.fields, patch);
     for (const p of ext) item.ext[p.id.toLowerCase()] = p;
-    this.touch(mb, item);
+    this.touch(mb, item, changed);
     return item;
   }
 
@@ -263,22 +313,30 @@ export class Store {
     this.folder(mb, toFolderId);
     if (item.folderId === toFolderId) return item;
     const from = item.folderId;
+    const oldRestId = item.restId;
     item.folderId = toFolderId;
+    // A move gives the item a new default id; its immutable id stays.
+    item.restId = newItemId();
+    this.restIds(mb).delete(oldRestId);
+    this.restIds(mb).set(item.restId, item.id);
     this.touch(mb, item);
-    mb.entries[`${from}/${id}`] = { folderId: from, id, seq: item.seq, removed: true };
+    item.enteredSeq = item.seq;
+    mb.entries[`${from}/${item.id}`] = { folderId: from, id: item.id, seq: item.seq, removed: true, restId: oldRestId };
     this.changed();
     return item;
   }
 
   deleteItem(mb: Mailbox, id: string, folderId?: string): void {
     const item = this.item(mb, id, folderId);
-    delete mb.items[id];
-    mb.entries[`${item.folderId}/${id}`] = { folderId: item.folderId, id, seq: ++mb.seq, removed: true };
+    delete mb.items[item.id];
+    this.restIds(mb).delete(item.restId);
+    mb.entries[`${item.folderId}/${item.id}`] = { folderId: item.folderId, id: item.id, seq: ++mb.seq, removed: true, restId: item.restId };
     this.changed();
   }
 
-  private touch(mb: Mailbox, item: StoredItem): void {
+  private touch(mb: Mailbox, item: StoredItem, fields: string[] = []): void {
     item.seq = ++mb.seq;
+    for (const f of fields) item.fieldSeq[f] = item.seq;
     item.changeKey = newChangeKey();
     item.lastModifiedDateTime = nowIso();
     mb.entries[`${item.folderId}/${item.id}`] = { folderId: item.folderId, id: item.id, seq: item.seq, removed: false };
@@ -302,6 +360,42 @@ export class Store {
 
   expireRounds(mb: Mailbox): void {
     mb.rounds = {};
+    this.changed();
+  }
+
+  // ---- master categories -------------------------------------------------------------------------
+
+  categories(mb: Mailbox): OutlookCategory[] {
+    return (mb.categories ??= []);
+  }
+
+  category(mb: Mailbox, id: string): OutlookCategory {
+    const c = this.categories(mb).find((x) => x.id === id);
+    if (!c) throw notFound();
+    return c;
+  }
+
+  /** Names are unique, compared case-insensitively as Outlook does. */
+  createCategory(mb: Mailbox, displayName: string, color: string): OutlookCategory {
+    if (this.categories(mb).some((c) => c.displayName.toLowerCase() === displayName.toLowerCase())) {
+      throw new GraphHttpError(409, 'ErrorDuplicateCategory', `A category with the name '${displayName}' already exists.`);
+    }
+    const c: OutlookCategory = { id: crypto.randomUUID(), displayName, color };
+    this.categories(mb).push(c);
+    this.changed();
+    return c;
+  }
+
+  updateCategory(mb: Mailbox, id: string, color: string): OutlookCategory {
+    const c = this.category(mb, id);
+    c.color = color;
+    this.changed();
+    return c;
+  }
+
+  deleteCategory(mb: Mailbox, id: string): void {
+    this.category(mb, id);
+    mb.categories = this.categories(mb).filter((c) => c.id !== id);
     this.changed();
   }
 }

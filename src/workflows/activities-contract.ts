@@ -26,7 +26,18 @@ export interface TypeStep extends CycleRef {
 export interface ApplyResult {
   applied: number;
   failed: number;
+  /** Operations still to apply in this cycle (within the batch size); 0 ends the apply loop. */
   remaining: number;
+  /** Operations beyond this cycle's batch size wait for the next cycle, which should start at once. */
+  workRemaining?: boolean;
+}
+
+export interface CommitResult {
+  /**
+   * The next cycle should start at once instead of waiting for the schedule: operations were carried over by
+   * the batch size, the delta round is not finished, or a change is kept for re-planning (412).
+   */
+  workRemaining: boolean;
 }
 
 export interface MailboxActivities {
@@ -37,6 +48,6 @@ export interface MailboxActivities {
   pullCrm(step: TypeStep): Promise<{ pulled: number }>;
   plan(step: TypeStep): Promise<{ operations: number; conflicts: number }>;
   applyBatch(step: TypeStep & { limit: number }): Promise<ApplyResult>;
-  commitType(step: TypeStep): Promise<void>;
+  commitType(step: TypeStep): Promise<CommitResult>;
   finishCycle(ref: CycleRef & { outcome: 'completed' | 'interrupted' | 'failed'; detail?: string }): Promise<CycleSummary>;
 }

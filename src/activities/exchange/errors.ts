@@ -90,3 +90,18 @@ export function toActivityFailure(err: unknown, what: string): Error {
   if (g.retryAfterMs !== undefined) return ApplicationFailure.create({ message: msg, type: `Graph${g.status}`, nextRetryDelay: g.retryAfterMs });
   return ApplicationFailure.create({ message: msg, type: `Graph${g.status}` });
 }
+
+/** One operation's answer inside a JSON batch (or a synthetic one standing for a failed batch request). */
+export interface SubResponseLike {
+  status: number;
+  headers?: Record<string, string>;
+  body?: unknown;
+}
+
+/** The same classification for an operation that failed inside a $batch (outer answer 200). */
+export function classifySubResponse(res: SubResponseLike): ClassifiedGraphError {
+  const error = (res.body as { error?: { code?: string; message?: string } } | undefined)?.error;
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(res.headers ?? {})) headers[k.toLowerCase()] = v;
+  return classifyGraphError({ statusCode: res.status === 0 ? -1 : res.status, code: error?.code ?? '', message: error?.message ?? `status ${res.status}`, headers });
+}

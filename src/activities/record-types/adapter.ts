@@ -1,11 +1,20 @@
 /**
  * What the cycle needs to know about one record type. The cycle (pull, plan, apply, commit) is the same for
- * contacts, events and tasks; each type brings its Graph calls, its CRM access and its field mapper here.
+ * contacts, events and tasks; each type brings its Graph resources, its CRM access and its field mapper here.
+ *
+ * Exchange writes are described, not performed: the adapter turns a record into a Graph request
+ * (`exchangeRequests`) and reads the answers (`itemOf`, `foundOf`); the cycle sends them through JSON batches
+ * within the mailbox's limits, adds nothing type-specific, and retries only the operations that failed.
  */
+import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Transaction } from 'kysely';
 import type { Database } from '../../db/schema';
+import type { RecordParser } from '../../domain/planning';
 import type { Result } from '../../domain/result';
 import type { RecordType } from '../../domain/status';
+import type { GraphSubRequest } from '../exchange/batch';
+
+export type { GraphSubRequest } from '../exchange/batch';
 
 export interface ExchangeDeltaItem {
   id: string;
@@ -21,9 +30,25 @@ export interface ExchangeDeltaPage {
   deltaLink?: string;
 }
 
-export interface ExchangeWriteResult {
+/** An Exchange item as a write or read answered it. */
+export interface ExchangeItem {
   id: string;
   changeKey: string | null;
+  /** Annotations stripped. */
+  payload: Record<string, unknown>;
+  /** The folder / calendar / list holding it, when the answer says. */
+  containerId?: string;
+}
+
+/**
+ * What cxsync writes on every item it creates in Exchange: the operation's sync id (a retried create finds its
+ * first attempt by it) and the CRM record's id (a full round relinks an item whose mapping was lost).
+ * Contacts carry them as single-value extended properties; events use transactionId, To Do tasks
+ * linkedResources.externalId — each adapter chooses.
+ */
+export interface SyncMarker {
+  syncId: string;
+  crmId: string;
 }
 
 export interface CrmFeedItem {
@@ -36,26 +61,47 @@ export interface CrmFeedItem {
 export interface ContainerSettings {
   /** Display name of the dedicated folder / calendar / list. */
   name: string;
+  /** Use the mailbox's default folder / calendar / list instead of `name`. */
+  useDefault?: boolean;
 }
 
-export interface RecordTypeAdapter<R> {
+/** Graph requests for single items; `containerId` is what ensureContainer returned. */
+export interface ExchangeRequests<R> {
+  /** `category`: the policy's marking category, or null. */
+  create(upn: string, containerId: string, record: R, marker: SyncMarker, category: string | null): GraphSubRequest;
+  /** A list request whose answer names the item carrying this sync id, if any (see foundOf). */
+  findBySyncId(upn: string, containerId: string, syncId: string): GraphSubRequest;
+  /** `changeKey`: the version the update is based on (If-Match), or null to write unconditionally. */
+  update(upn: string, containerId: string, id: string, record: R, changeKey: string | null): GraphSubRequest;
+  delete(upn: string, containerId: string, id: string, changeKey: string | null): GraphSubRequest;
+  get(upn: string, containerId: string, id: string): GraphSubRequest;
+}
+
+export interface RecordTypeAdapter<R> extends RecordParser<R> {
   recordType: RecordType;
+  /** The Graph client the type's requests are sent with (JSON batches, through the mailbox's gate). */
+  graph: Client;
 
   /** The folder, calendar or list this type syncs with; created on first use. */
   ensureContainer(upn: string, container: ContainerSettings): Promise<string>;
   /** First page of a new round when `link` is undefined; otherwise the saved nextLink or deltaLink. */
-  deltaPage(upn: string, containerId: string, link: string | undefined): Promise<ExchangeDeltaPage>;
-  createInExchange(upn: string, containerId: string, record: R, syncId: string): Promise<ExchangeWriteResult>;
-  /** The item an earlier attempt of a create made, found by its sync marker. */
-  findInExchange(upn: string, containerId: string, syncId: string): Promise<ExchangeWriteResult | undefined>;
-  updateInExchange(upn: string, containerId: string, id: string, record: R): Promise<ExchangeWriteResult>;
-  /** Deleting an item that is already gone succeeds. */
-  deleteInExchange(upn: string, containerId: string, id: string): Promise<void>;
-  fromExchange(payload: Record<string, unknown>): Result<R>;
-  exchangeModifiedAt(payload: Record<string, unknown>): string | undefined;
+  deltaPage(upn: string, containerId: string, link: string | undefined, pageSize?: number): Promise<ExchangeDeltaPage>;
+  /**
+   * False when a delta item lacks properties the mapper reads: Graph may send an updated item with only the
+   * changed properties. The cycle then reads the item in full.
+   */
+  isComplete(payload: Record<string, unknown>): boolean;
+  /** Every item of the container that carries a sync marker (all pages); used when a full round starts. */
+  markedItems(upn: string, containerId: string): Promise<Array<{ id: string; marker: Partial<SyncMarker> }>>;
+  exchangeRequests: ExchangeRequests<R>;
+  /** The item in the answer to create, update or get. */
+  itemOf(body: unknown): ExchangeItem;
+  /** The item in the answer to findBySyncId, if any. */
+  foundOf(body: unknown): ExchangeItem | undefined;
 
   crmChanges(args: { ownerId: string; mailboxId: string; after: string | null }): Promise<{ changes: CrmFeedItem[]; watermark: string }>;
-  fromCrm(payload: Record<string, unknown>): Result<R>;
+  /** Which of these CRM ids name a live (not deleted) record. */
+  crmExisting(ids: string[]): Promise<Set<string>>;
   /** Idempotent on `id` (the sync id). */
   createInCrm(tx: Transaction<Database>, mailboxId: string, id: string, ownerId: string, record: R): Promise<void>;
   /** False when the CRM record no longer exists. */
@@ -64,3 +110,5 @@ export interface RecordTypeAdapter<R> {
   /** A short human label for log lines. */
   label(record: R): string;
 }
+
+export type { Result };

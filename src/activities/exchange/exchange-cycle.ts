@@ -1,0 +1,444 @@
+/**
+ * The Exchange half of a cycle, for any record type: pulling a delta round (resumable, capped per cycle, full
+ * rounds reconciled against mappings and sync markers) and applying the planned Exchange writes through JSON
+ * batches (idempotent creates, If-Match updates, 412 handled by reading the item again). The activities in
+ * mailbox-activities.ts call these; Temporal retries them, and everything here is safe to run again.
+ */
+import { randomUUID } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Db } from '../../db/connection';
+import { ExchangeStateStore, REPLAN_PREFIX } from '../../db/exchange-state';
+import type { MappingRow, OperationRow, StagedRow, SyncStore } from '../../db/sync-store';
+import { fingerprint } from '../../domain/fingerprint';
+import { MAILBOX_NEEDS_ATTENTION, type RecordType } from '../../domain/status';
+import type { ExchangeDeltaItem, ExchangeItem, RecordTypeAdapter } from '../record-types/adapter';
+import { runBatched, type BatchOutcome, type GraphSubRequest } from './batch';
+import { ensureMasterCategory } from './categories';
+import { classifyGraphError, toActivityFailure, type ClassifiedGraphError } from './errors';
+
+type LogLevel = 'error' | 'warn' | 'info' | 'verbose';
+
+export interface ExchangeStepContext {
+  db: Db;
+  store: SyncStore;
+  state: ExchangeStateStore;
+  adapter: RecordTypeAdapter<unknown>;
+  mailboxId: string;
+  /** The mailbox address Graph is called with. */
+  upn: string;
+  cycleId: string;
+  recordType: RecordType;
+  containerId: string;
+  log(level: LogLevel, message: string, extra?: { side?: string; itemId?: string }): Promise<void>;
+  beat(details?: unknown): void;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A 429 asking for a longer pause than this ends the activity (Temporal waits out the Retry-After). */
+const LONG_RETRY_AFTER_MS = 5_000;
+
+/** Transient failures (throttling, 5xx, network) of some operations: the activity fails after saving the rest. */
+class TransientFailures {
+  count = 0;
+  retryAfterMs: number | undefined;
+  first: ClassifiedGraphError | undefined;
+  add(e: ClassifiedGraphError): void {
+    this.count++;
+    this.first ??= e;
+    if (e.retryAfterMs !== undefined) this.retryAfterMs = Math.max(this.retryAfterMs ?? 0, e.retryAfterMs);
+  }
+  wait(ms: number): void {
+    this.retryAfterMs = Math.max(this.retryAfterMs ?? 0, ms);
+  }
+  toFailure(what: string): ApplicationFailure {
+    const e = this.first;
+    const message = `${what}: ${this.count} operation(s) met transient Graph errors${e ? ` (first: ${e.status} ${e.code} ${e.message})` : ''}; done ones are saved, the rest is retried`;
+    return ApplicationFailure.create({ message, type: e ? `Graph${e.status}` : 'GraphBudget', ...(this.retryAfterMs !== undefined ? { nextRetryDelay: Math.max(1, this.retryAfterMs) } : {}) });
+  }
+}
+
+function needsAttention(e: ClassifiedGraphError, what: string): ApplicationFailure {
+  return ApplicationFailure.create({ message: `${what}: Graph ${e.status} ${e.code} ${e.message}`, type: MAILBOX_NEEDS_ATTENTION, nonRetryable: true });
+}
+
+/** Heartbeats every few seconds while `fn` runs: waits for the mailbox's budget can outlast the heartbeat timeout. */
+export async function keepAlive<T>(beat: (details?: unknown) => void, fn: () => Promise<T>): Promise<T> {
+  const timer = setInterval(() => beat(), 5_000);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+// ================================================================================================
+// Pull
+// ================================================================================================
+
+export interface PullResult {
+  pulled: number;
+  /** Operations of an earlier cycle taken over by this one (nothing new is pulled until they are applied). */
+  carried: number;
+  /** The round did not finish in this cycle (batch size reached). */
+  roundOpen: boolean;
+}
+
+/**
+ * One cycle's share of the delta round: at most `limit` items (whole pages), each page staged with its
+ * nextLink in one transaction. A 410 starts a full round. A full round (the first one, or after a 410) first
+ * relinks items carrying a sync marker whose mapping was lost, marks what it sees, and when it completes
+ * treats mapped items it did not see as deleted only after reading each one and finding it gone.
+ */
+export async function pullExchangeStep(ctx: ExchangeStepContext, limit: number): Promise<PullResult> {
+  const { store, state, adapter, mailboxId, recordType, cycleId, upn, containerId } = ctx;
+  // Operations left over by the batch size are applied before anything new is pulled: the plan they belong to
+  // stays valid only while nothing is staged on top of it.
+  const carried = await state.adoptPending(mailboxId, recordType, cycleId);
+  if (carried > 0) {
+    await ctx.log('info', `${carried} operation(s) carried over from the previous cycle (batch size); pulling resumes after them`, { side: 'exchange' });
+    return { pulled: 0, carried, roundOpen: false };
+  }
+  if (await store.hasOperations(cycleId, recordType)) return { pulled: 0, carried: 0, roundOpen: false }; // planned before a retry or pause
+  const cursor = await store.getCursor(mailboxId, recordType);
+  if (cursor.pending_delta_link) return { pulled: 0, carried: 0, roundOpen: false }; // this round is complete and waits for commit
+
+  let budget = limit - (await state.pulledThisCycle(cycleId, recordType, 'exchange'));
+  let link = cursor.next_link ?? cursor.delta_link ?? undefined;
+  let fullSince = await state.fullRoundStartedAt(mailboxId, recordType);
+  if (!link && !fullSince) fullSince = await beginFullRound(ctx, false);
+  let pulled = 0;
+  while (budget > 0) {
+    let page;
+    try {
+      page = await adapter.deltaPage(upn, containerId, link, budget);
+    } catch (err) {
+      if (classifyGraphError(err).kind === 'sync-state-expired' && link) {
+        // The saved token expired: a fresh, full round. Mapped items are matched by id, lost mappings by marker.
+        await ctx.log('warn', 'delta token expired (SyncStateNotFound); starting a full round', { side: 'exchange' });
+        await store.updateCursor(ctx.db, mailboxId, recordType, { next_link: null, delta_link: null });
+        fullSince = await beginFullRound(ctx, true);
+        link = undefined;
+        continue;
+      }
+      throw toActivityFailure(err, `reading the ${recordType} delta of ${upn}`);
+    }
+    let items = await completePartialItems(ctx, page.items);
+    if (fullSince) {
+      const orphans = await state.orphans(mailboxId, recordType, items.map((i) => i.id));
+      if (orphans.size) items = items.filter((i) => !orphans.has(i.id));
+    }
+    const rows: StagedRow[] = items.map((it) => ({ externalId: it.id, removed: it.removed, changeKey: it.changeKey, payload: it.payload }));
+    const last = !!page.deltaLink || !page.nextLink;
+    // Stage the page and save where the next one starts in one transaction: a retry resumes here. The last
+    // page of a full round is saved in two steps (stage, then the unseen check and the deltaLink).
+    await ctx.db.transaction().execute(async (tx) => {
+      await store.stage(tx, mailboxId, recordType, 'exchange', rows);
+      if (fullSince) await state.markRoundItems(tx, mailboxId, recordType, items.filter((i) => !i.removed).map((i) => i.id), 'seen');
+      if (!last) await store.updateCursor(tx, mailboxId, recordType, { next_link: page.nextLink ?? null });
+      else if (!fullSince) await store.updateCursor(tx, mailboxId, recordType, { next_link: null, pending_delta_link: page.deltaLink ?? null });
+    });
+    if (last && fullSince) {
+      const gone = await unseenAndGone(ctx, fullSince);
+      await ctx.db.transaction().execute(async (tx) => {
+        if (gone.length) await store.stage(tx, mailboxId, recordType, 'exchange', gone.map((id) => ({ externalId: id, removed: true, changeKey: null, payload: null })));
+        await state.finishFullRound(tx, mailboxId, recordType);
+        await store.updateCursor(tx, mailboxId, recordType, { next_link: null, pending_delta_link: page.deltaLink ?? null });
+      });
+      if (gone.length) await ctx.log('info', `full round complete: ${gone.length} mapped item(s) no longer in Exchange are treated as deleted`, { side: 'exchange' });
+    }
+    pulled += rows.length;
+    budget -= rows.length;
+    await store.addPulled(cycleId, recordType, 'exchange', rows.length);
+    ctx.beat({ pulled });
+    if (last) return { pulled, carried: 0, roundOpen: false };
+    link = page.nextLink;
+  }
+  return { pulled, carried: 0, roundOpen: true };
+}
+
+/**
+ * A full round starts: forget what an earlier attempt saw, and relink items that carry cxsync's marker but no
+ * mapping (lost with a reset or a crash) to the CRM record they came from, so the round does not import them as
+ * new — which would duplicate them on both sides. Marked items whose CRM record is gone are not imported either.
+ */
+async function beginFullRound(ctx: ExchangeStepContext, restart: boolean): Promise<Date> {
+  const { store, state, adapter, mailboxId, recordType, upn, containerId } = ctx;
+  const startedAt = await state.startFullRound(ctx.db, mailboxId, recordType);
+  let marked;
+  try {
+    marked = await adapter.markedItems(upn, containerId);
+  } catch (err) {
+    throw toActivityFailure(err, `listing the ${recordType} items cxsync created in ${upn}`);
+  }
+  if (marked.length === 0) return startedAt;
+  const withCrm = marked.filter((m) => m.marker.crmId);
+  const mapped = await state.mappedIds(mailboxId, recordType, withCrm.map((m) => m.id), withCrm.map((m) => m.marker.crmId!));
+  const candidates = withCrm.filter((m) => !mapped.exchange.has(m.id)).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  if (candidates.length === 0) return startedAt;
+  const live = await adapter.crmExisting([...new Set(candidates.map((c) => c.marker.crmId!))].filter((id) => !mapped.crm.has(id)));
+  const claimed = new Set<string>();
+  const orphans: string[] = [];
+  let relinked = 0;
+  await ctx.db.transaction().execute(async (tx) => {
+    for (const c of candidates) {
+      const crmId = c.marker.crmId!;
+      if (!live.has(crmId) || claimed.has(crmId)) {
+        orphans.push(c.id);
+        continue;
+      }
+      claimed.add(crmId);
+      relinked++;
+      // Fingerprints unknown: the round's copy of the item and the CRM feed decide what (if anything) to write.
+      await store.upsertMapping(tx, {
+        mailbox_id: mailboxId, record_type: recordType, crm_id: crmId, exchange_id: c.id,
+        sync_id: c.marker.syncId && UUID.test(c.marker.syncId) ? c.marker.syncId : randomUUID(),
+        crm_fingerprint: null, exchange_fingerprint: null, exchange_change_key: null,
+      });
+    }
+    if (orphans.length) await state.markRoundItems(tx, mailboxId, recordType, orphans, 'orphan');
+  });
+  if (relinked) await ctx.log('info', `${restart ? 'resync' : 'full round'}: ${relinked} item(s) created by cxsync relinked to their CRM records by sync marker`, { side: 'exchange' });
+  if (orphans.length) {
+    await ctx.log('warn', `${orphans.length} item(s) created by cxsync for CRM records that no longer exist (or another item already holds) are left as they are and not imported`, { side: 'exchange' });
+  }
+  return startedAt;
+}
+
+/** Delta items that came with only their changed properties are read in full (20 per batch). */
+async function completePartialItems(ctx: ExchangeStepContext, items: ExchangeDeltaItem[]): Promise<ExchangeDeltaItem[]> {
+  const { adapter, upn, containerId } = ctx;
+  const partial = items.filter((i) => !i.removed && i.payload && !adapter.isComplete(i.payload));
+  if (partial.length === 0) return items;
+  const full = new Map<string, ExchangeDeltaItem>();
+  const transient = new TransientFailures();
+  const run = await runBatched(adapter.graph, upn, partial.map((i) => ({ key: i.id, request: adapter.exchangeRequests.get(upn, containerId, i.id) })), async (outs) => {
+    for (const o of outs) {
+      if (!o.error) {
+        const it = adapter.itemOf(o.response.body);
+        // Another folder means it left ours since the page was made.
+        full.set(o.key, it.containerId && it.containerId !== containerId ? { id: o.key, removed: true, changeKey: null, payload: null } : { id: o.key, removed: false, changeKey: it.changeKey, payload: it.payload });
+      } else if (o.error.kind === 'not-found') full.set(o.key, { id: o.key, removed: true, changeKey: null, payload: null });
+      else if (o.error.kind === 'mailbox') throw needsAttention(o.error, `reading ${ctx.recordType} items of ${upn}`);
+      else transient.add(o.error);
+    }
+  });
+  if (run.waitMs !== undefined) transient.wait(run.waitMs);
+  if (transient.count || run.unsent.length) throw transient.toFailure(`reading partial ${ctx.recordType} delta items of ${upn}`);
+  return items.map((i) => full.get(i.id) ?? i);
+}
+
+/** Mapped items a completed full round did not see, read one by one: those gone (or moved out) are deleted. */
+async function unseenAndGone(ctx: ExchangeStepContext, startedAt: Date): Promise<string[]> {
+  const { adapter, upn, containerId, state, mailboxId, recordType } = ctx;
+  const unseen = await state.unseenMapped(mailboxId, recordType, startedAt);
+  if (unseen.length === 0) return [];
+  const gone: string[] = [];
+  const transient = new TransientFailures();
+  const run = await runBatched(adapter.graph, upn, unseen.map((u) => ({ key: u.exchange_id, request: adapter.exchangeRequests.get(upn, containerId, u.exchange_id) })), async (outs) => {
+    for (const o of outs) {
+      if (!o.error) {
+        const it = adapter.itemOf(o.response.body);
+        if (it.containerId && it.containerId !== containerId) gone.push(o.key);
+        // Still there: changed while the round was paged, so the next round brings it. Nothing to do.
+      } else if (o.error.kind === 'not-found') gone.push(o.key);
+      else if (o.error.kind === 'mailbox') throw needsAttention(o.error, `reading ${recordType} items of ${upn}`);
+      else transient.add(o.error);
+    }
+    ctx.beat({ checked: gone.length });
+  });
+  if (run.waitMs !== undefined) transient.wait(run.waitMs);
+  if (transient.count || run.unsent.length) throw transient.toFailure(`checking ${recordType} items a full round did not see in ${upn}`);
+  return gone;
+}
+
+// ================================================================================================
+// Apply
+// ================================================================================================
+
+interface OpPayload {
+  record?: unknown;
+  fingerprint?: string;
+  exchangeChangeKey?: string | null;
+}
+
+export interface ApplyExchangeResult {
+  applied: number;
+  failed: number;
+  /** Skipped: the Exchange item changed after planning; the next cycle plans the pair again. */
+  replanned: number;
+}
+
+type Step = 'find' | 'create' | 'update' | 'delete' | 'reread' | 'retry-update' | 'retry-delete';
+interface Work {
+  op: OperationRow;
+  step: Step;
+  changeKey?: string | null;
+}
+
+/**
+ * Applies Exchange operations through JSON batches (20 per request, one request in flight: the mailbox's 4
+ * concurrent slots). Each operation's mapping change and its `done` mark commit in one transaction as soon as
+ * its batch answers. Creates: an operation attempted before is first looked up by its sync id. Updates and
+ * deletes carry If-Match; on 412 the item is read again: if it already holds our values the operation is done,
+ * if only properties cxsync does not sync changed it is retried with the new change key, otherwise (the user
+ * edited synced fields after the plan) it is skipped and its CRM change kept staged, so the next cycle (started
+ * at once) plans both versions as a conflict under the policy's rule. Throttled and failed (5xx, network)
+ * operations stay pending: the activity fails after the others are saved, with the largest Retry-After as its
+ * retry delay, and the retry sends only what is still pending.
+ */
+export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationRow[], category: { name: string; color: string } | null): Promise<ApplyExchangeResult> {
+  const { db, store, state, adapter, mailboxId, recordType, cycleId, upn, containerId } = ctx;
+  const result: ApplyExchangeResult = { applied: 0, failed: 0, replanned: 0 };
+  if (ops.length === 0) return result;
+  const transient = new TransientFailures();
+  const what = `writing ${recordType} items in ${upn}`;
+  const payload = (op: OperationRow) => (op.payload ?? {}) as OpPayload;
+
+  const crmIds = ops.filter((o) => o.kind !== 'create' && o.crm_id).map((o) => o.crm_id!);
+  const mappings = new Map<string, MappingRow>((await store.mappingsFor(mailboxId, recordType, crmIds, [])).map((m) => [m.crm_id, m]));
+
+  const creates = ops.filter((o) => o.kind === 'create');
+  if (category && creates.length) {
+    try {
+      await ensureMasterCategory(adapter.graph, upn, category);
+    } catch (err) {
+      const g = classifyGraphError(err);
+      if (g.kind !== 'bad-item') throw toActivityFailure(err, `creating the category ${category.name} in ${upn}`);
+      // A colour Graph refuses must not stop the sync: items still carry the category, without colour.
+      await ctx.log('warn', `category ${category.name} could not be added to the master list: ${g.code} ${g.message}`, { side: 'exchange' });
+    }
+  }
+
+  // ---- commits ----
+  const done = async (op: OperationRow, item?: ExchangeItem) => {
+    const p = payload(op);
+    await db.transaction().execute(async (tx) => {
+      if (op.kind === 'create') {
+        await store.upsertMapping(tx, {
+          mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: item!.id, sync_id: op.sync_id,
+          crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: item!.changeKey,
+        });
+      } else if (op.kind === 'update') {
+        await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: item?.changeKey ?? null });
+      } else if (op.kind === 'delete') {
+        await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
+      }
+      await store.finishOperation(tx, op.id, 'done');
+    });
+    result.applied++;
+  };
+  const itemFailed = async (op: OperationRow, e: ClassifiedGraphError) => {
+    const message = `Graph ${e.status} ${e.code}: ${e.message}`;
+    await db.transaction().execute(async (tx) => {
+      await store.finishOperation(tx, op.id, 'failed', message);
+      await store.log(tx, { mailboxId, cycleId, level: 'error', recordType, side: 'exchange', itemId: op.crm_id ?? op.exchange_id ?? undefined, message: `${op.kind} failed: ${message}` });
+    });
+    result.failed++;
+  };
+  const replan = async (op: OperationRow, why: string) => {
+    await db.transaction().execute(async (tx) => {
+      await store.finishOperation(tx, op.id, 'skipped', `${REPLAN_PREFIX} ${why}`);
+      await store.log(tx, { mailboxId, cycleId, level: 'info', recordType, side: 'exchange', itemId: op.exchange_id ?? undefined, message: `${op.kind} not applied: ${why}; planned again next cycle against the newer version` });
+    });
+    result.replanned++;
+  };
+
+  // ---- requests ----
+  const ifMatchKey = (op: OperationRow) => payload(op).exchangeChangeKey ?? mappings.get(op.crm_id ?? '')?.exchange_change_key ?? null;
+  const request = (w: Work): GraphSubRequest => {
+    const r = adapter.exchangeRequests;
+    const p = payload(w.op);
+    switch (w.step) {
+      case 'find': return r.findBySyncId(upn, containerId, w.op.sync_id);
+      case 'create': return r.create(upn, containerId, p.record, { syncId: w.op.sync_id, crmId: w.op.crm_id! }, category?.name ?? null);
+      case 'update': return r.update(upn, containerId, w.op.exchange_id!, p.record, ifMatchKey(w.op));
+      case 'retry-update': return r.update(upn, containerId, w.op.exchange_id!, p.record, w.changeKey ?? null);
+      case 'delete': return r.delete(upn, containerId, w.op.exchange_id!, ifMatchKey(w.op));
+      case 'retry-delete': return r.delete(upn, containerId, w.op.exchange_id!, w.changeKey ?? null);
+      case 'reread': return r.get(upn, containerId, w.op.exchange_id!);
+    }
+  };
+
+  const next: Work[] = [];
+  const handle = async (w: Work, o: BatchOutcome<Work>): Promise<'stop' | void> => {
+    const { op } = w;
+    const e = o.error;
+    if (e?.kind === 'mailbox') throw needsAttention(e, what);
+    if (e && (e.kind === 'throttled' || e.kind === 'transient' || e.kind === 'unknown')) {
+      transient.add(e);
+      return e.kind === 'throttled' && (e.retryAfterMs ?? 0) > LONG_RETRY_AFTER_MS ? 'stop' : undefined;
+    }
+    switch (w.step) {
+      case 'find': {
+        const found = e ? undefined : adapter.foundOf(o.response.body);
+        if (found) return void (await done(op, found));
+        if (e) return void (await itemFailed(op, e));
+        next.push({ op, step: 'create' });
+        return;
+      }
+      case 'create':
+        if (!e) return void (await done(op, adapter.itemOf(o.response.body)));
+        return void (await itemFailed(op, e));
+      case 'update':
+      case 'retry-update':
+        if (!e) return void (await done(op, adapter.itemOf(o.response.body)));
+        if (e.kind === 'precondition-failed') {
+          if (w.step === 'retry-update') return void (await replan(op, 'the Exchange item changed again while being updated (412)'));
+          next.push({ op, step: 'reread' });
+          return;
+        }
+        if (e.kind === 'not-found') return void (await replan(op, 'the Exchange item was deleted after planning'));
+        return void (await itemFailed(op, e));
+      case 'delete':
+      case 'retry-delete':
+        if (!e || e.kind === 'not-found') return void (await done(op)); // gone either way: the goal state holds
+        if (e.kind === 'precondition-failed') {
+          if (w.step === 'retry-delete') return void (await replan(op, 'the Exchange item changed again while being deleted (412)'));
+          next.push({ op, step: 'reread' });
+          return;
+        }
+        return void (await itemFailed(op, e));
+      case 'reread': {
+        if (e?.kind === 'not-found') {
+          if (op.kind === 'delete') return void (await done(op));
+          return void (await replan(op, 'the Exchange item was deleted after planning'));
+        }
+        if (e) return void (await itemFailed(op, e));
+        const it = adapter.itemOf(o.response.body);
+        const parsed = adapter.fromExchange(it.payload);
+        const now = parsed.ok ? fingerprint(parsed.value) : undefined;
+        const mapped = mappings.get(op.crm_id ?? '')?.exchange_fingerprint ?? undefined;
+        if (op.kind === 'update' && now !== undefined && now === payload(op).fingerprint) return void (await done(op, it)); // already holds our values
+        if (now !== undefined && now === mapped) {
+          // Only properties cxsync does not sync changed (or nothing): write again on the new version.
+          next.push({ op, step: op.kind === 'update' ? 'retry-update' : 'retry-delete', changeKey: it.changeKey });
+          return;
+        }
+        return void (await replan(op, 'the Exchange item was edited after planning (412 Precondition Failed)'));
+      }
+    }
+  };
+
+  // Creates attempted before (their answer may have been lost: crash, 504) are looked up by sync id first.
+  let work: Work[] = ops.map((op) => ({ op, step: op.kind === 'create' ? (op.attempts > 0 ? 'find' : 'create') : (op.kind as Step) }));
+  for (let round = 0; work.length > 0 && round < 4; round++) {
+    const toCreate = work.filter((w) => w.step === 'create').map((w) => w.op.id);
+    // Counted before sending: a create whose answer is lost is looked up next time instead of repeated.
+    await state.markAttempts(toCreate);
+    const run = await runBatched(adapter.graph, upn, work.map((w) => ({ key: w, request: request(w) })), async (outs) => {
+      let stop: 'stop' | void = undefined;
+      for (const o of outs) stop = (await handle(o.key, o)) ?? stop;
+      ctx.beat({ applied: result.applied, failed: result.failed });
+      return stop;
+    });
+    if (run.waitMs !== undefined) transient.wait(run.waitMs);
+    if (run.unsent.length) {
+      transient.count += run.unsent.length;
+      break;
+    }
+    work = next.splice(0);
+  }
+  if (transient.count > 0) throw transient.toFailure(what);
+  return result;
+}
+
