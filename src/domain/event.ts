@@ -7,6 +7,9 @@
  * person looking. Zones are compared in canonical form (`canonicalTimeZone`), so a zone Exchange reports under
  * its Windows name is the same zone.
  *
+ * Categories are not a synced field (as for contacts): Exchange's carry the marking category and the user's
+ * own; the policy's scope rules read them from the raw items (DoNotSync).
+ *
  * A recurring series is one record: the master's fields, its recurrence, and its exceptions — occurrences moved
  * or changed, and occurrences cancelled — keyed by the occurrence's original start. Only exceptions whose
  * original date lies in the sync window are part of the record (both sides apply the same window); see
@@ -70,8 +73,6 @@ export interface EventRecord {
   attendees: Attendee[];
   /** Someone other than the mailbox's owner organises the event; absent when the owner does. */
   organizer?: { email: string; name?: string };
-  /** Sorted. */
-  categories?: string[];
   recurrence?: Recurrence;
   /** Sorted by original start; only for series. */
   exceptions?: EventException[];
@@ -140,7 +141,6 @@ export interface EventDraft {
   sensitivity?: string | null;
   attendees?: { email?: string | null; name?: string | null; type?: string | null; response?: string | null }[] | null;
   organizer?: { email?: string | null; name?: string | null } | null;
-  categories?: (string | null)[] | null;
   recurrence?: unknown;
   exceptions?: EventException[] | null;
 }
@@ -197,9 +197,6 @@ export function validateEvent(d: EventDraft): Result<EventRecord> {
     const name = clean(d.organizer?.name);
     rec.organizer = { email: orgEmail, ...(name && name.toLowerCase() !== orgEmail ? { name } : {}) };
   }
-  const cats = [...new Set((d.categories ?? []).map(clean).filter((c): c is string => !!c))].sort();
-  if (cats.length) rec.categories = cats;
-
   if (d.recurrence != null) {
     const r = normalizeRecurrence(d.recurrence);
     if (!r.ok) return fail(r.error);
@@ -365,7 +362,6 @@ export function fromGraphEvent(g: GraphEvent, opts: { fallbackZone?: string } = 
     sensitivity: g.sensitivity,
     attendees: (g.attendees ?? []).map((a) => ({ email: a.emailAddress?.address, name: a.emailAddress?.name, type: a.type, response: a.status?.response })),
     organizer: g.isOrganizer === false ? { email: g.organizer?.emailAddress?.address, name: g.organizer?.emailAddress?.name } : null,
-    categories: g.categories,
     recurrence: g.type === 'seriesMaster' || (g.recurrence && g.type == null) ? g.recurrence ?? null : null,
     exceptions: g.cxsyncExceptions ?? [],
   });
@@ -391,7 +387,6 @@ export function toGraphEvent(e: EventRecord): GraphEvent {
     location: { displayName: e.location ?? '' },
     sensitivity: e.sensitivity,
     attendees: e.attendees.map((a) => ({ emailAddress: { address: a.email, ...(a.name ? { name: a.name } : {}) }, type: a.type })),
-    categories: e.categories ?? [],
     recurrence: e.recurrence ? toGraphRecurrence(e.recurrence, tz) : null,
   };
 }
@@ -552,7 +547,6 @@ export interface CrmEventFields {
   visibility: Sensitivity;
   organizer_email: string | null;
   organizer_name: string | null;
-  categories: string[];
   recurrence: Recurrence | null;
 }
 
@@ -575,7 +569,6 @@ export function fromCrmEvent(p: CrmEventPayload): Result<EventRecord> {
     sensitivity: p.visibility,
     attendees: (p.attendees ?? []).map((a) => ({ email: a.email, name: a.name, type: a.attendance, response: a.response })),
     organizer: p.organizer_email ? { email: p.organizer_email, name: p.organizer_name } : null,
-    categories: p.categories,
     recurrence: p.recurrence ?? null,
     exceptions: (p.exceptions ?? []).map((x) =>
       x.status === 'Canceled'
@@ -607,7 +600,6 @@ export function toCrmEvent(e: EventRecord): CrmEventWrite {
       visibility: e.sensitivity,
       organizer_email: e.organizer?.email ?? null,
       organizer_name: e.organizer?.name ?? null,
-      categories: e.categories ?? [],
       recurrence: e.recurrence ?? null,
     },
     attendees: e.attendees.map((a) => ({ email: a.email, name: a.name ?? null, attendance: a.type, response: a.response })),

@@ -7,6 +7,9 @@
  * "completed" are the same record, not an edit. Writing back into the CRM keeps the CRM's own status when it
  * already maps to the status To Do has (a Canceled task stays Canceled, an Approved one stays Approved).
  *
+ * Categories are not a synced field (the marking category and the user's own stay in To Do; the scope rules read
+ * them from the raw items).
+ *
  * The due date is a date (To Do keeps no time of day); the reminder is an instant (ISO, Z), written to Exchange
  * as wall time in the task's zone and stored in the CRM as wall time + IANA zone.
  */
@@ -93,8 +96,6 @@ export interface TaskRecord {
   dueDate?: DateOnly;
   /** ISO instant with Z, whole seconds. */
   reminder?: string;
-  /** Sorted. */
-  categories?: string[];
 }
 
 export const TASK_LIMITS = { subject: 255, body: 32_000 } as const;
@@ -112,7 +113,6 @@ export interface TaskDraft {
   importance?: string | null;
   dueDate?: string | null;
   reminder?: string | null;
-  categories?: (string | null)[] | null;
 }
 
 export function validateTask(d: TaskDraft): Result<TaskRecord> {
@@ -135,8 +135,6 @@ export function validateTask(d: TaskDraft): Result<TaskRecord> {
     if (!Number.isFinite(t)) return fail(`reminder "${d.reminder}" is not a date and time: correct it`);
     rec.reminder = isoInstant(t);
   }
-  const cats = [...new Set((d.categories ?? []).map(clean).filter((c): c is string => !!c))].sort();
-  if (cats.length) rec.categories = cats;
   return ok(rec);
 }
 
@@ -201,7 +199,6 @@ export function fromGraphTask(g: GraphTask, opts: { userZone?: string } = {}): R
     importance: g.importance,
     dueDate: graphDueDate(g.dueDateTime, zone),
     reminder: reminderAt !== undefined ? new Date(reminderAt).toISOString() : undefined,
-    categories: g.categories,
   });
 }
 
@@ -224,7 +221,6 @@ export function toGraphTask(t: TaskRecord, opts: { zone?: string } = {}): GraphT
     dueDateTime: t.dueDate ? { dateTime: `${t.dueDate}T00:00:00`, timeZone: 'UTC' } : null,
     isReminderOn: !!t.reminder,
     reminderDateTime: t.reminder ? { dateTime: instantToWall(Date.parse(t.reminder), zone), timeZone: zoneName(zone) } : null,
-    categories: t.categories ?? [],
   };
 }
 
@@ -239,7 +235,6 @@ export interface CrmTaskFields {
   /** Wall time in time_zone. */
   reminder_local: WallTime | null;
   time_zone: string | null;
-  categories: string[];
 }
 
 export type CrmTaskPayload = Partial<CrmTaskFields> & { status?: string | null; priority?: string | null };
@@ -269,7 +264,6 @@ export function fromCrmTask(p: CrmTaskPayload, map: TaskStatusMap): Result<TaskR
     importance: PRIORITY_TO_IMPORTANCE[(p.priority ?? 'Medium') as CrmPriority] ?? 'normal',
     dueDate: p.due_date ?? undefined,
     reminder,
-    categories: p.categories,
   });
 }
 
@@ -289,6 +283,5 @@ export function toCrmTask(t: TaskRecord, map: TaskStatusMap, opts: { current?: {
     due_date: t.dueDate ?? null,
     reminder_local: t.reminder ? instantToWall(Date.parse(t.reminder), zone) : null,
     time_zone: zone,
-    categories: t.categories ?? [],
   });
 }

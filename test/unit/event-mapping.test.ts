@@ -65,7 +65,6 @@ const MEETING: EventRecord = value(
       { email: 'Lukas.Weber@fabrikam.de', name: 'Lukas Weber', type: 'required', response: 'none' },
       { email: 'ben@contoso.com', name: 'Ben Carter', type: 'optional', response: 'none' },
     ],
-    categories: ['Sales'],
   }),
 );
 

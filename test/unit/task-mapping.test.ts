@@ -74,7 +74,6 @@ const TASK: TaskRecord = {
   importance: 'high',
   dueDate: '2025-03-31',
   reminder: '2025-03-31T07:00:00Z',
-  categories: ['Sales'],
 };
 
 describe('To Do tasks', () => {
@@ -128,7 +127,6 @@ describe('CRM task rows', () => {
       due_date: '2025-03-31',
       reminder_local: '2025-03-31T09:00:00',
       time_zone: 'Europe/Berlin',
-      categories: ['Sales'],
     });
     assert.deepEqual(value(fromCrmTask(w, MAP)), TASK);
   });

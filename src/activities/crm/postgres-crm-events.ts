@@ -305,10 +305,10 @@ async function writeExceptions(tx: Exec, seriesId: string, ownerId: string | nul
       await sql`update crm.events set start_local = ${x.start_local}::timestamp, end_local = ${x.end_local}::timestamp, subject = ${x.subject ?? ''},
         location = ${x.location}, status = ${x.status} where id = ${h.id}::uuid`.execute(tx);
     } else {
-      await sql`insert into crm.events (owner_id, subject, description, location, all_day, start_local, end_local, time_zone, visibility, categories,
+      await sql`insert into crm.events (owner_id, subject, description, location, all_day, start_local, end_local, time_zone, visibility,
           status, series_id, original_start)
         values (${ownerId}::uuid, ${x.subject ?? ''}, ${f.description}, ${x.location}, ${f.all_day}, ${x.start_local}::timestamp, ${x.end_local}::timestamp,
-          ${f.time_zone}, ${f.visibility}, ${f.categories}::text[], ${x.status}, ${seriesId}::uuid, ${x.original_start}::timestamp)`.execute(tx);
+          ${f.time_zone}, ${f.visibility}, ${x.status}, ${seriesId}::uuid, ${x.original_start}::timestamp)`.execute(tx);
     }
   }
 }
@@ -322,9 +322,9 @@ export const crmEventWrites = {
     const f = w.fields;
     const r = await sql`
       insert into crm.events (id, owner_id, event_type, subject, description, location, all_day, start_local, end_local, time_zone, visibility,
-        organizer_email, organizer_name, categories, recurrence)
+        organizer_email, organizer_name, recurrence)
       values (${id}::uuid, ${ownerId}::uuid, ${eventType}, ${f.subject}, ${f.description}, ${f.location}, ${f.all_day}, ${f.start_local}::timestamp,
-        ${f.end_local}::timestamp, ${f.time_zone}, ${f.visibility}, ${f.organizer_email}, ${f.organizer_name}, ${f.categories}::text[],
+        ${f.end_local}::timestamp, ${f.time_zone}, ${f.visibility}, ${f.organizer_email}, ${f.organizer_name},
         ${f.recurrence ? JSON.stringify(f.recurrence) : null}::jsonb)
       on conflict (id) do nothing`.execute(tx);
     if (Number(r.numAffectedRows ?? 0) === 0) return false;
@@ -349,7 +349,7 @@ export const crmEventWrites = {
     await sql`
       update crm.events set subject = ${f.subject}, description = ${f.description}, location = ${f.location}, all_day = ${f.all_day},
         start_local = ${f.start_local}::timestamp, end_local = ${f.end_local}::timestamp, time_zone = ${zone}, visibility = ${f.visibility},
-        organizer_email = ${f.organizer_email}, organizer_name = ${f.organizer_name}, categories = ${f.categories}::text[],
+        organizer_email = ${f.organizer_email}, organizer_name = ${f.organizer_name},
         recurrence = ${f.recurrence ? JSON.stringify(f.recurrence) : null}::jsonb
       where id = ${id}::uuid`.execute(tx);
     await writeAttendees(tx, id, row.owner_id ?? '00000000-0000-0000-0000-000000000000', w.attendees);

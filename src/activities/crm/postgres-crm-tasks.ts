@@ -125,9 +125,9 @@ export const crmTaskWrites = {
     await asWriter(tx, mailboxId);
     const v = f.value;
     const r = await sql`
-      insert into crm.tasks (id, owner_id, subject, description, status, priority, due_date, reminder_local, time_zone, categories, completed_at)
+      insert into crm.tasks (id, owner_id, subject, description, status, priority, due_date, reminder_local, time_zone, completed_at)
       values (${id}::uuid, ${ownerId}::uuid, ${v.subject}, ${v.description}, ${v.status}, ${v.priority}, ${v.due_date}::date,
-        ${v.reminder_local}::timestamp, ${v.time_zone}, ${v.categories}::text[], ${v.status === 'Completed' ? sql`now()` : null})
+        ${v.reminder_local}::timestamp, ${v.time_zone}, ${v.status === 'Completed' ? sql`now()` : null})
       on conflict (id) do nothing`.execute(tx);
     return { ok: true, value: Number(r.numAffectedRows ?? 0) > 0 };
   },
@@ -144,7 +144,7 @@ export const crmTaskWrites = {
     const v = f.value;
     await sql`
       update crm.tasks set subject = ${v.subject}, description = ${v.description}, status = ${v.status}, priority = ${v.priority},
-        due_date = ${v.due_date}::date, reminder_local = ${v.reminder_local}::timestamp, time_zone = ${v.time_zone}, categories = ${v.categories}::text[],
+        due_date = ${v.due_date}::date, reminder_local = ${v.reminder_local}::timestamp, time_zone = ${v.time_zone},
         completed_at = case when ${v.status} in ('Completed', 'Canceled') then coalesce(completed_at, now()) else null end
       where id = ${id}::uuid`.execute(tx);
     return { ok: true, value: true };
