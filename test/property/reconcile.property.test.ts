@@ -18,6 +18,12 @@
  *           mapping alone (Graph 404 → `itemFailed`). The mapping is unique both ways, like sync.mapping; the
  *           model throws on a violation. Operations are applied CRM-and-mapping first, then Exchange (the real
  *           order), or in plan order (random per run): the plan must be right either way.
+ * Policies also carry random prevent flags (create / update / delete per side), merge by email (new items with
+ * the same email on both sides are linked, not copied) and the "matching-crm" filter (new Exchange items only
+ * link). On every plan: no prevented operation, and under merge by email no create duplicates an item new on the
+ * other side with the same email. Where a prevent flag or matching-crm is set, the sides may legitimately differ
+ * (that is what the flag asks for), so convergence is checked as: no prevented write ever happened, the mapping
+ * is 1:1 over live items with current fingerprints, and quiet cycles write nothing.
  * User actions happen between cycles only (a user editing an item between plan and apply is a lost-update race
  * the reconciler cannot see; that belongs to the apply step's change keys, not here).
  *
@@ -47,6 +53,7 @@ import {
   type ReconcilePolicy,
   type Side,
   type SideChange,
+  type WriteKind,
 } from '../../src/domain/reconcile';
 
 // ---- the model ---------------------------------------------------------------------------------------------
@@ -70,6 +77,8 @@ interface SideState {
   echoes: boolean;
   /** Effects the sync had on this side. */
   syncWrites: number;
+  /** The sync's writes to this side by kind: a prevented kind must stay at 0. */
+  writesByKind: Record<WriteKind, number>;
   everMapped: Set<string>;
   nextId: number;
 }
@@ -122,7 +131,7 @@ class Model {
   private readonly rand: () => number;
 
   constructor(readonly sc: Scenario) {
-    const side = (name: Side, echoes: boolean): SideState => ({ name, items: new Map(), dirty: new Set(), echoes, syncWrites: 0, everMapped: new Set(), nextId: 1 });
+    const side = (name: Side, echoes: boolean): SideState => ({ name, items: new Map(), dirty: new Set(), echoes, syncWrites: 0, writesByKind: { create: 0, update: 0, delete: 0 }, everMapped: new Set(), nextId: 1 });
     this.crm = side('crm', sc.crmEchoes);
     this.ex = side('exchange', true);
     this.rand = prng(sc.failSeed);
@@ -213,6 +222,7 @@ class Model {
         fingerprint: fingerprint(it.record),
         modifiedAt: it.modifiedAt,
         ...(s.name === 'exchange' ? { changeKey: `ck${it.changeKey}` } : {}),
+        ...(this.sc.policy.mergeByEmail && it.record.email ? { matchKey: it.record.email } : {}),
       };
     });
   }
@@ -224,7 +234,7 @@ class Model {
     const crmIds = new Set(crm.map((c) => c.id));
     const mappings = [...this.mapping.values()].filter((m) => crmIds.has(m.crmId) || exIds.has(m.exchangeId)).map((m) => ({ ...m }));
     const { operations, conflicts } = reconcile({ exchange, crm, mappings, policy: this.sc.policy });
-    this.checkPlan(operations);
+    this.checkPlan(operations, exchange, crm, mappings);
     for (const o of operations) count(`op ${o.kind}${'side' in o ? ` ${o.side}` : ''}`);
     for (const c of conflicts) count(`${c.rule} → ${c.outcome}`);
     return { ops: operations, exchange };
@@ -250,8 +260,41 @@ class Model {
   }
 
   /** Properties of a plan that hold whatever the state: checked on every cycle. */
-  checkPlan(ops: Op[]): void {
+  checkPlan(ops: Op[], exchange: SideChange<ContactRecord>[] = [], crm: SideChange<ContactRecord>[] = [], mappings: MappingState[] = []): void {
     const source = this.sourceSide();
+    const prevent = this.sc.policy.prevent;
+    for (const op of ops) {
+      if ((op.kind === 'create' || op.kind === 'update' || op.kind === 'delete') && prevent?.[op.side]?.[op.kind]) {
+        throw new Error(`prevent.${op.side}.${op.kind} is set but the plan has ${showOp(op)}`);
+      }
+    }
+    if (this.sc.policy.mergeByEmail) {
+      // A create copying a new item never duplicates an item new on the other side with the same email: those
+      // are linked. Per email k and target side T: creates on T ≤ max(0, new on the source − new on T).
+      const mappedCrm = new Set(mappings.map((m) => m.crmId));
+      const mappedEx = new Set(mappings.map((m) => m.exchangeId));
+      const fresh = (xs: SideChange<ContactRecord>[], mapped: Set<string>) => {
+        const n = new Map<string, number>();
+        for (const x of xs) if (!x.removed && x.record?.email && !mapped.has(x.id)) n.set(x.record.email, (n.get(x.record.email) ?? 0) + 1);
+        return n;
+      };
+      const newEx = fresh(exchange, mappedEx);
+      const newCrm = fresh(crm, mappedCrm);
+      const creates = new Map<string, number>();
+      for (const op of ops) {
+        if (op.kind !== 'create' || !op.record.email) continue;
+        if ((op.side === 'crm' ? mappedEx : mappedCrm).has(op.sourceId)) continue; // a re-create or keep-both copy, not a new item
+        const k = `${op.side} ${op.record.email}`;
+        creates.set(k, (creates.get(k) ?? 0) + 1);
+      }
+      for (const [k, n] of creates) {
+        const [target, email] = k.split(' ');
+        const from = target === 'crm' ? newEx : newCrm;
+        const there = target === 'crm' ? newCrm : newEx;
+        if (n > Math.max(0, (from.get(email) ?? 0) - (there.get(email) ?? 0))) throw new Error(`merge by email: ${n} create(s) on ${target} for ${email} duplicate items new there: ${ops.map(showOp).join('; ')}`);
+        count('merge-by-email creates checked');
+      }
+    }
     for (const op of ops) {
       if ((op.kind === 'create' || op.kind === 'update' || op.kind === 'delete') && op.side === source) {
         throw new Error(`direction ${this.sc.policy.direction} planned a write to its source side: ${showOp(op)}`);
@@ -304,14 +347,14 @@ class Model {
           if (id) count('Exchange create found by sync id on retry');
           if (!id) {
             id = `Es${this.ex.nextId++}`;
-            this.write(this.ex, id, { record: structuredClone(op.record), modifiedAt: this.now(), changeKey: 1, syncId, userEdited: false });
+            this.write(this.ex, id, { record: structuredClone(op.record), modifiedAt: this.now(), changeKey: 1, syncId, userEdited: false }, 'create');
           }
           if (lostResponse()) return false;
           this.upsertMapping({ crmId: op.sourceId, exchangeId: id, crmFingerprint: op.fingerprint, exchangeFingerprint: op.fingerprint, exchangeChangeKey: `ck${this.ex.items.get(id)!.changeKey}` });
         } else {
           // The sync id doubles as the CRM id: a retried create is a no-op.
           const id = `C${syncId}`;
-          if (!this.crm.items.has(id)) this.write(this.crm, id, { record: structuredClone(op.record), modifiedAt: this.now(), changeKey: 1, syncId, userEdited: false });
+          if (!this.crm.items.has(id)) this.write(this.crm, id, { record: structuredClone(op.record), modifiedAt: this.now(), changeKey: 1, syncId, userEdited: false }, 'create');
           this.upsertMapping({ crmId: id, exchangeId: op.sourceId, crmFingerprint: op.fingerprint, exchangeFingerprint: op.fingerprint, exchangeChangeKey: exchangeChangeKey ?? null });
         }
         return true;
@@ -323,7 +366,7 @@ class Model {
         if (!it) {
           if (op.side === 'exchange') { count('Exchange update 404'); return true; } // Graph 404: item failure, mapping left alone
         } else {
-          this.write(s, id, { ...it, record: structuredClone(op.record), modifiedAt: this.now(), changeKey: it.changeKey + 1, userEdited: false });
+          this.write(s, id, { ...it, record: structuredClone(op.record), modifiedAt: this.now(), changeKey: it.changeKey + 1, userEdited: false }, 'update');
         }
         if (op.side === 'exchange' && lostResponse()) return false;
         const m = this.mapping.get(op.crmId);
@@ -343,6 +386,7 @@ class Model {
         } else {
           s.items.delete(id);
           s.syncWrites++;
+          s.writesByKind.delete++;
           if (s.echoes) s.dirty.add(id);
         }
         if (op.side === 'exchange' && lostResponse()) return false;
@@ -352,9 +396,10 @@ class Model {
     }
   }
 
-  write(s: SideState, id: string, it: Item): void {
+  write(s: SideState, id: string, it: Item, kind: WriteKind): void {
     s.items.set(id, it);
     s.syncWrites++;
+    s.writesByKind[kind]++;
     if (s.echoes) s.dirty.add(id);
   }
 
@@ -415,6 +460,16 @@ function runScenario(sc: Scenario): void {
   const rows = [...m.mapping.values()];
   const source = m.sourceSide();
   const target = source === undefined ? undefined : source === 'crm' ? ex : crm;
+  const prevent = sc.policy.prevent;
+  // Prevent flags and matching-crm ask for sides that may differ: check what they promise instead of convergence.
+  const relaxed = (['crm', 'exchange'] as Side[]).some((sd) => (['create', 'update', 'delete'] as WriteKind[]).some((k) => prevent?.[sd]?.[k])) || sc.policy.newExchangeItems === 'match-only';
+  if (relaxed) count('runs with prevent flags or matching-crm');
+  if (sc.policy.mergeByEmail) count('runs with merge by email');
+  for (const sd of [crm, ex]) {
+    for (const k of ['create', 'update', 'delete'] as WriteKind[]) {
+      if (prevent?.[sd.name]?.[k] && sd.writesByKind[k] !== 0) fail(`prevent.${sd.name}.${k} is set but the sync made ${sd.writesByKind[k]} such write(s)`);
+    }
+  }
 
   // The mapping is 1:1 and names live items on both sides, with their current fingerprints.
   const exIds = new Set<string>();
@@ -427,10 +482,10 @@ function runScenario(sc: Scenario): void {
     if (r.crmFingerprint !== fingerprint(c!.record)) fail(`mapping ${r.crmId}/${r.exchangeId}: stale CRM fingerprint`);
     if (r.exchangeFingerprint !== fingerprint(e!.record)) fail(`mapping ${r.crmId}/${r.exchangeId}: stale Exchange fingerprint`);
     const differ = fingerprint(c!.record) !== fingerprint(e!.record);
-    if (source === undefined && differ) {
+    if (source === undefined && differ && !relaxed) {
       fail(`pair ${r.crmId}/${r.exchangeId} did not converge: CRM ${show(c!.record)}, Exchange ${show(e!.record)}`);
     }
-    if (source !== undefined && differ) {
+    if (source !== undefined && differ && !relaxed) {
       const t = target === crm ? c! : e!;
       if (!t.userEdited) fail(`pair ${r.crmId}/${r.exchangeId} differs though the target copy was not edited by the user: CRM ${show(c!.record)}, Exchange ${show(e!.record)}`);
     }
@@ -440,12 +495,13 @@ function runScenario(sc: Scenario): void {
     const mapped = s === crm ? crmMapped : exIds;
     for (const id of s.items.keys()) {
       if (mapped.has(id)) continue;
+      if (relaxed) continue;
       if (source === undefined) fail(`live ${s.name} item ${id} has no counterpart (direction both)`);
       if (s.name === source && !s.everMapped.has(id)) fail(`live ${s.name} item ${id} was never copied to the target`);
     }
   }
   if (source !== undefined && m.side(source).syncWrites !== 0) fail(`direction ${sc.policy.direction} wrote ${m.side(source).syncWrites} times to its source side`);
-  if (source === undefined && crm.items.size !== ex.items.size) fail(`sides hold ${crm.items.size} CRM and ${ex.items.size} Exchange items`);
+  if (source === undefined && !relaxed && crm.items.size !== ex.items.size) fail(`sides hold ${crm.items.size} CRM and ${ex.items.size} Exchange items`);
 
   // Another cycle without changes plans only refreshes (here: nothing, the feeds are empty)...
   const again = m.cycle();
@@ -454,9 +510,16 @@ function runScenario(sc: Scenario): void {
   // ...and so does a full resync (every live item staged again, as after an expired delta token), except that a
   // one-way sync may copy its orphaned source items to the target again.
   const { ops } = m.plan(true);
+  // Merge by email may link orphans with the same email that a full resync sees as new on both sides (and align
+  // their versions): that is a merge doing its job, not a write to a settled pair.
+  const linkedNow = new Set(ops.flatMap((o) => (o.kind === 'link' ? [`${o.crmId}/${o.exchangeId}`] : [])));
   for (const o of ops) {
-    if (o.kind === 'refresh') continue;
+    if (o.kind === 'refresh' || o.kind === 'link') continue;
+    if (o.kind === 'update' && linkedNow.has(`${o.crmId}/${o.exchangeId}`)) continue;
     if (source !== undefined && o.kind === 'create' && o.side !== source && !(o.side === 'crm' ? exIds : crmMapped).has(o.sourceId)) continue;
+    // With prevent flags or matching-crm, orphans (unlinked by a prevented delete, or never copied) may be
+    // copied or linked by a full resync: they are new to it. Never a write to a linked pair.
+    if (relaxed && o.kind === 'create' && !(o.side === 'crm' ? exIds : crmMapped).has(o.sourceId)) continue;
     fail(`a full resync of settled sides planned ${showOp(o)}`);
   }
 }
@@ -478,10 +541,16 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ t: 'tick' as const }) },
   { weight: 2, arbitrary: fc.constant({ t: 'cycle' as const }) },
 );
+const flag = fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) });
+const sidePrevent = fc.record({ create: flag, update: flag, delete: flag });
 const policy: fc.Arbitrary<ReconcilePolicy> = fc.record({
   direction: fc.constantFrom<Direction>('both', 'crm-to-exchange', 'exchange-to-crm'),
   conflict: fc.constantFrom<ConflictRule>('crm-wins', 'exchange-wins', 'newest-wins', 'keep-both'),
   deleteVsUpdate: fc.constantFrom<DeleteRule>('crm-master', 'exchange-master', 'delete-wins', 'keep-updated'),
+  // Half the runs without any prevent flag, so plain convergence keeps its full weight.
+  prevent: fc.oneof(fc.constant(undefined), fc.record({ crm: sidePrevent, exchange: sidePrevent })),
+  mergeByEmail: fc.boolean(),
+  newExchangeItems: fc.constantFrom<'copy' | 'match-only'>('copy', 'copy', 'copy', 'match-only'),
 });
 const scenario: fc.Arbitrary<Scenario> = fc.record({
   policy,
@@ -511,6 +580,52 @@ describe('reconcile: model-based convergence (SyncMachine-style)', () => {
           fc.assert(fc.property(fixed, runScenario), { numRuns: Math.max(20, Math.round(NUM_RUNS / 40)), includeErrorInReport: true });
         }
       }
+    }
+  });
+
+  it('every prevent flag, alone, under every direction and conflict rule: never happens', () => {
+    for (const sd of ['crm', 'exchange'] as Side[]) {
+      for (const kind of ['create', 'update', 'delete'] as WriteKind[]) {
+        for (const direction of ['both', 'crm-to-exchange', 'exchange-to-crm'] as Direction[]) {
+          const fixed = scenario.map((s) => ({ ...s, policy: { ...s.policy, direction, prevent: { [sd]: { [kind]: true } }, newExchangeItems: 'copy' as const } }));
+          fc.assert(fc.property(fixed, runScenario), { numRuns: Math.max(20, Math.round(NUM_RUNS / 40)), includeErrorInReport: true });
+        }
+      }
+    }
+  });
+
+  it('merge by email under every direction × conflict rule, no prevent flags: converges, links instead of duplicating', () => {
+    for (const direction of ['both', 'crm-to-exchange', 'exchange-to-crm'] as Direction[]) {
+      for (const conflict of ['crm-wins', 'exchange-wins', 'newest-wins', 'keep-both'] as ConflictRule[]) {
+        const fixed = scenario.map((s) => ({ ...s, policy: { ...s.policy, direction, conflict, prevent: undefined, mergeByEmail: true, newExchangeItems: 'copy' as const } }));
+        fc.assert(fc.property(fixed, runScenario), { numRuns: Math.max(20, Math.round(NUM_RUNS / 40)), includeErrorInReport: true });
+      }
+    }
+  });
+
+  it('the prevent check catches a reconciler that ignores a flag', () => {
+    const sc: Scenario = {
+      policy: { direction: 'both', conflict: 'crm-wins', deleteVsUpdate: 'keep-updated', prevent: { exchange: { update: true } } },
+      crmEchoes: false,
+      applyOrder: 'real',
+      failSeed: 1,
+      actions: [{ t: 'create', side: 'crm', rec: { firstName: 'Ann' } }, { t: 'cycle' }, { t: 'edit', side: 'crm', pick: 0, rec: { firstName: 'Bob' } }],
+    };
+    runScenario(sc);
+    const original = Model.prototype.plan;
+    Model.prototype.plan = function (this: Model, all?: boolean) {
+      const saved = this.sc.policy.prevent;
+      this.sc.policy.prevent = undefined; // the sabotage: plan as if no flag were set
+      try {
+        return original.call(this, all);
+      } finally {
+        this.sc.policy.prevent = saved;
+      }
+    };
+    try {
+      assert.throws(() => runScenario(sc), /prevent\.exchange\.update is set but the sync made 1/);
+    } finally {
+      Model.prototype.plan = original;
     }
   });
 
