@@ -312,6 +312,7 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
   // ---- commits ----
   const done = async (op: OperationRow, item?: ExchangeItem) => {
     const p = payload(op);
+    if (item && adapter.afterWrite && (op.kind === 'create' || op.kind === 'update')) item = await adapter.afterWrite(upn, containerId, item, p.record, op.kind);
     await db.transaction().execute(async (tx) => {
       if (op.kind === 'create') {
         await store.upsertMapping(tx, {

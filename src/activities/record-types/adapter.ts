@@ -98,6 +98,12 @@ export interface RecordTypeAdapter<R> extends RecordParser<R> {
   itemOf(body: unknown): ExchangeItem;
   /** The item in the answer to findBySyncId, if any. */
   foundOf(body: unknown): ExchangeItem | undefined;
+  /**
+   * Optional: writes an item needs beyond its own request, run after its create or update succeeded and before
+   * the mapping is saved (events: a series' moved and cancelled occurrences, which Graph cannot take in the
+   * master's request). Returns the item as it now is. Idempotent: a retried operation runs it again.
+   */
+  afterWrite?(upn: string, containerId: string, item: ExchangeItem, record: R, kind: 'create' | 'update'): Promise<ExchangeItem>;
 
   crmChanges(args: { ownerId: string; mailboxId: string; after: string | null }): Promise<{ changes: CrmFeedItem[]; watermark: string }>;
   /** Which of these CRM ids name a live (not deleted) record. */
