@@ -12,7 +12,7 @@
  *   - CRM: the change feed after the saved (pending or committed) watermark, without saving the new one.
  * Fresh changes are laid over the staged ones the way staging merges them. If the mailbox never synced, its
  * dedicated folder is looked up by name and created, empty, when missing — the one write a dry run can make,
- * and the same one the first cycle makes.
+ * and the same one the first cycle makes (the default folder needs no creating).
  */
 import type { RecordTypeAdapter } from '../activities/record-types/adapter';
 import type { Db } from '../db/connection';
@@ -85,10 +85,7 @@ export async function dryRun(db: Db, adapters: Partial<Record<RecordType, Record
 
     // Exchange, read-only from the saved cursor.
     let folder = cursor.exchange_folder_id;
-    if (!folder) {
-      if (tp.folder === null) throw new OperatorError(`mailbox ${mailboxId} has not synced ${recordType}s yet and its policy uses the default folder: run a first cycle (cxsync sync-now ${mailboxId}) before a dry run`);
-      folder = await adapter.ensureContainer(m.id, { name: tp.folder });
-    }
+    if (!folder) folder = await adapter.ensureContainer(m.id, { name: tp.folder ?? '', useDefault: tp.folder === null });
     let link = cursor.pending_delta_link ?? cursor.next_link ?? cursor.delta_link ?? undefined;
     const exchangeFrom = cursor.pending_delta_link ? 'the pending delta link of the staged round' : cursor.next_link ? 'the saved next page of the round in progress' : cursor.delta_link ? 'the saved delta link' : 'the start (full read: never synced)';
     const exFresh: StagedItem[] = [];
