@@ -371,7 +371,7 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
     }
     switch (w.step) {
       case 'find': {
-        const found = e ? undefined : adapter.foundOf(o.response.body);
+        const found = e ? undefined : adapter.foundOf(o.response.body, op.sync_id);
         if (found) return void (await done(op, found));
         if (e) return void (await itemFailed(op, e));
         next.push({ op, step: 'create' });

@@ -96,8 +96,8 @@ export interface RecordTypeAdapter<R> extends RecordParser<R> {
   exchangeRequests: ExchangeRequests<R>;
   /** The item in the answer to create, update or get. */
   itemOf(body: unknown): ExchangeItem;
-  /** The item in the answer to findBySyncId, if any. */
-  foundOf(body: unknown): ExchangeItem | undefined;
+  /** The item in the answer to findBySyncId (for that sync id: a list answer may hold others), if any. */
+  foundOf(body: unknown, syncId: string): ExchangeItem | undefined;
   /**
    * Optional: writes an item needs beyond its own request, run after its create or update succeeded and before
    * the mapping is saved (events: a series' moved and cancelled occurrences, which Graph cannot take in the
