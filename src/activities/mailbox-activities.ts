@@ -209,6 +209,8 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         firstSync: !cursor.delta_link && !cursor.crm_watermark,
         now: new Date(),
         massDeleteDecision: await policies.decision(mailboxId, recordType),
+        // The Exchange pull stops at the batch size and goes on next cycle: this cycle sees a slice of the round.
+        partialRound: cursor.next_link && !cursor.pending_delta_link ? ['exchange'] : [],
       });
 
       if (result.held.length > 0) {

@@ -117,6 +117,8 @@ export interface CyclePlanInput<R> {
   firstSync: boolean;
   now: Date;
   massDeleteDecision?: 'confirm' | 'discard';
+  /** Sides read only in part this cycle (a round longer than the batch size). */
+  partialRound?: Side[];
 }
 
 export interface CyclePlan<R> extends ReconcileOutput<R> {
@@ -190,6 +192,7 @@ export function planCycle<R>(input: CyclePlanInput<R>): CyclePlan<R> {
     policy: rp,
     mappedTotal: input.mappedTotal,
     massDeleteDecision: input.massDeleteDecision,
+    partialRound: input.partialRound,
   });
 
   for (const s of result.skipped) notes.push({ level: 'verbose', side: s.side, itemId: s.id, message: `not synced: ${s.reason}` });

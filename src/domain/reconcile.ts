@@ -89,6 +89,12 @@ export interface ReconcileInput<R> {
   mappedTotal?: number;
   /** An operator's answer to a held mass delete: mirror the deletes, or unlink the deleted items and keep the other side's copies. */
   massDeleteDecision?: 'confirm' | 'discard';
+  /**
+   * Sides whose changes are only a slice of a round (more changes than the batch size; the rest comes next
+   * cycle). A share of the mapped total cannot be judged from a slice, so for these sides the guard also holds
+   * when the slice itself is (nearly) all deletions of mapped items.
+   */
+  partialRound?: Side[];
 }
 
 export interface SkippedItem {
@@ -173,9 +179,14 @@ export function reconcile<R>(input: ReconcileInput<R>): ReconcileOutput<R> {
         if (own?.removed && !other?.removed) deleted++;
       }
       const { minItems, share } = policy.massDeleteGuard;
-      if (deleted >= minItems && deleted >= share * input.mappedTotal) {
+      const slice = mine.size;
+      const ofMapped = deleted >= share * input.mappedTotal;
+      const ofSlice = !!input.partialRound?.includes(side) && deleted >= share * slice;
+      if (deleted >= minItems && (ofMapped || ofSlice)) {
         const pct = Math.round((deleted / input.mappedTotal) * 100);
-        const reason = `${label(side)} reports ${deleted} of ${input.mappedTotal} synced items deleted (${pct} %, guard: ≥ ${Math.round(share * 100)} % and ≥ ${minItems})`;
+        const reason = ofMapped
+          ? `${label(side)} reports ${deleted} of ${input.mappedTotal} synced items deleted (${pct} %, guard: ≥ ${Math.round(share * 100)} % and ≥ ${minItems})`
+          : `${label(side)} reports ${deleted} synced items deleted in ${slice} changes read so far of a round not yet finished (of ${input.mappedTotal} synced; guard: ≥ ${Math.round(share * 100)} % of the changes and ≥ ${minItems})`;
         if (input.massDeleteDecision === undefined) held.push({ side, deleted, mapped: input.mappedTotal, reason });
         heldSides.add(side);
       }

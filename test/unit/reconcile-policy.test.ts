@@ -331,6 +331,22 @@ describe('reconcile: emptied-side guard', () => {
     assert.match(out.operations[0].reason, /mass delete an operator discarded: the CRM copy is kept, unlinked/);
   });
 
+  it('a slice of a round longer than the batch size: held when the slice is (nearly) all deletions of mapped items', () => {
+    // 200 mapped; the pull read 20 changes of a longer round, all deletions: 10 % of the mapped total, but the
+    // rest of the round is unknown, so a slice made of deletions is held rather than mirrored piece by piece.
+    const m = pairs(200);
+    const slice = m.slice(0, 20).map((x) => gone(x.exchangeId));
+    const partial = run({ exchange: slice, mappings: m, mappedTotal: 200, policy: policy({ massDeleteGuard: guard }), partialRound: ['exchange'] });
+    assert.equal(partial.held.length, 1);
+    assert.match(partial.held[0].reason, /Exchange reports 20 synced items deleted in 20 changes read so far of a round not yet finished \(of 200 synced/);
+    assert.deepEqual(partial.operations, []);
+    // The same changes as a whole round are 10 % of the mapped items: mirrored.
+    assert.equal(run({ exchange: slice, mappings: m, mappedTotal: 200, policy: policy({ massDeleteGuard: guard }) }).held.length, 0);
+    // A slice that is mostly edits is not held.
+    const mixed = [...m.slice(0, 10).map((x) => gone(x.exchangeId)), ...m.slice(10, 30).map((x) => live(x.exchangeId, 'Edited'))];
+    assert.equal(run({ exchange: mixed, mappings: m, mappedTotal: 200, policy: policy({ massDeleteGuard: guard }), partialRound: ['exchange'] }).held.length, 0);
+  });
+
   it('a decision without a tripped guard changes nothing', () => {
     const m = pairs(12);
     const out = run({ exchange: [gone(m[0].exchangeId)], mappings: m, mappedTotal: 12, policy: policy({ massDeleteGuard: guard }), massDeleteDecision: 'discard' });
