@@ -317,6 +317,10 @@ export interface GraphEvent {
   lastModifiedDateTime?: string | null;
   /** Added by cxsync when it reads a series: its exceptions in the sync window, already in the series' zone. */
   cxsyncExceptions?: EventException[];
+  /** Added by cxsync when it reads an event: the body as plain text (the policy's field limits apply to it). */
+  bodyText?: string | null;
+  /** Added by cxsync when it reads an event: the mailbox user's zone, for an event Graph gives no zone for. */
+  cxsyncUserZone?: string | null;
   [other: string]: unknown;
 }
 
@@ -349,11 +353,11 @@ export function graphEventZone(g: GraphEvent, fallbackZone?: string): string {
 }
 
 export function fromGraphEvent(g: GraphEvent, opts: { fallbackZone?: string } = {}): Result<EventRecord> {
-  const zone = graphEventZone(g, opts.fallbackZone);
+  const zone = graphEventZone(g, opts.fallbackZone ?? g.cxsyncUserZone ?? undefined);
   const allDay = !!g.isAllDay;
   return validateEvent({
     subject: g.subject,
-    body: bodyText(g.body),
+    body: typeof g.bodyText === 'string' ? g.bodyText : bodyText(g.body),
     location: g.location?.displayName,
     allDay,
     start: graphWallTime(g.start, zone, allDay),

@@ -1,6 +1,6 @@
 /** What an operator sees about a mailbox: small, JSON-safe (it travels through Temporal queries and continue-as-new). */
 
-export const RECORD_TYPES = ['contact'] as const;
+export const RECORD_TYPES = ['contact', 'event', 'task'] as const;
 export type RecordType = (typeof RECORD_TYPES)[number];
 
 export interface SideCounts {

@@ -5,6 +5,10 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createMailboxActivities, type ActivitySettings } from '../activities/mailbox-activities';
 import { ContactsApi } from '../activities/exchange/contacts-api';
 import { contactsAdapter } from '../activities/record-types/contacts';
+import { EventsApi } from '../activities/exchange/events-api';
+import { TodoApi } from '../activities/exchange/todo-api';
+import { eventsAdapter } from '../activities/record-types/events';
+import { tasksAdapter } from '../activities/record-types/tasks';
 import { graphConnection } from '../activities/exchange/graph-client';
 import type { GraphSettings } from '../config';
 import type { Db } from '../db/connection';
@@ -23,7 +27,7 @@ export interface WorkerParams {
 export const DEFAULT_ACTIVITY_SETTINGS: ActivitySettings = {
   intervalSeconds: 300,
   batchSize: 500,
-  containerNames: { contact: 'VContacts' },
+  containerNames: { contact: 'VContacts', event: 'VEvents', task: 'VTasks' },
   maxConcurrency: 4,
 };
 
@@ -40,7 +44,11 @@ export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; c
   const graph = graphConnection(p.graph, p.graphCaPem);
   const activities = createMailboxActivities({
     db: p.db,
-    adapters: { contact: contactsAdapter(p.db, new ContactsApi(graph.client, p.pageSize ?? 100)) },
+    adapters: {
+      contact: contactsAdapter(p.db, new ContactsApi(graph.client, p.pageSize ?? 100)),
+      event: eventsAdapter(p.db, new EventsApi(graph.client, p.pageSize ?? 100)),
+      task: tasksAdapter(p.db, new TodoApi(graph.client, p.pageSize ?? 100)),
+    },
     settings: { ...DEFAULT_ACTIVITY_SETTINGS, ...p.settings },
   });
   const worker = await Worker.create({
