@@ -238,6 +238,8 @@ describe('calendar events two-way sync on the real stack', () => {
     const t = await sync();
     assert.equal(t.exchange.created, 1, JSON.stringify(t));
     assert.equal(bySubject(s, 'Lost answer').length, 1, 'exactly one appointment');
+    const lookups = s.emulator.recentRequests().filter((r) => /^GET .*\/events\?.*singleValueExtendedProperties\/Any/i.test(decodeURIComponent(r)));
+    assert.equal(lookups.length, 1, 'the retry looked the appointment up by its sync id');
   });
 
   it('a weekly series with one moved and one cancelled occurrence syncs both ways without breaking or duplicating', async () => {
