@@ -34,12 +34,12 @@ export class PolicyStore {
 
   async list(): Promise<(PolicyRow & { mailboxes: number })[]> {
     const rows = await this.db.selectFrom('sync.policy').selectAll().orderBy('name').execute();
-    const counts = await this.db
-      .selectFrom('sync.mailbox')
-      .select([sql<string>`coalesce(policy_name, ${DEFAULT_POLICY_NAME})`.as('name'), (eb) => eb.fn.countAll<string>().as('n')])
-      .groupBy(sql`coalesce(policy_name, ${DEFAULT_POLICY_NAME})`)
-      .execute();
-    const n = new Map(counts.map((c) => [c.name, Number(c.n)]));
+    const counts = await this.db.selectFrom('sync.mailbox').select(['policy_name', (eb) => eb.fn.countAll<string>().as('n')]).groupBy('policy_name').execute();
+    const n = new Map<string, number>();
+    for (const c of counts) {
+      const name = c.policy_name ?? DEFAULT_POLICY_NAME; // no policy = the default policy
+      n.set(name, (n.get(name) ?? 0) + Number(c.n));
+    }
     return rows.map((r) => ({ ...toRow(r), mailboxes: n.get(r.name) ?? 0 }));
   }
 

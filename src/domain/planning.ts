@@ -4,6 +4,9 @@
  * dry run (`cxsync plan`), so both decide the same way.
  */
 import { CONTACT_FIELD_LIMITS } from './contact';
+import { EVENT_LIMITS } from './event';
+import { TASK_LIMITS } from './task';
+import { isoInstant, parseWallTime, resolveTimeZone, wallToInstant } from './timezone';
 import { fingerprint } from './fingerprint';
 import { logs, outOfScope, reconcilePolicyFor, type Policy, type ScopeTraits } from './policy';
 import { reconcile, type MappingState, type ReconcileOutput, type Side, type SideChange } from './reconcile';
@@ -29,6 +32,9 @@ export interface RecordParser<R> {
  */
 export const BODY_FIELDS: Record<string, { crm: string; exchange: string; limit: number } | undefined> = {
   contact: { crm: 'notes', exchange: 'personalNotes', limit: CONTACT_FIELD_LIMITS.notes },
+  // Events and tasks: the adapters stage Exchange bodies as plain text in `bodyText`.
+  event: { crm: 'description', exchange: 'bodyText', limit: EVENT_LIMITS.body },
+  task: { crm: 'description', exchange: 'bodyText', limit: TASK_LIMITS.body },
 };
 
 /** The key new items are merged by (merge by email), per type. */
@@ -69,11 +75,20 @@ export function exchangeTraits(p: Record<string, unknown>): ScopeTraits {
   };
 }
 
+/** A CRM wall time (start_local / end_local) in its time_zone as an ISO instant. */
+function wallInstant(local: unknown, zone: unknown): string | undefined {
+  if (typeof local !== 'string') return undefined;
+  const wall = parseWallTime(local);
+  if (!wall) return undefined;
+  return isoInstant(wallToInstant(wall, resolveTimeZone(typeof zone === 'string' ? zone : undefined) ?? 'UTC'));
+}
+
 /**
- * Scope traits of a CRM row. The built-in CRM's contacts carry none of these (no private flag, no categories);
- * CRM record types that have them use these column names: is_private / private, categories (list or
- * comma-separated), start_at / starts_at, end_at / ends_at, recurring / is_recurring, status (completed, done,
- * canceled, cancelled = not open) or completed_at, and updatedAt (added by the feed).
+ * Scope traits of a CRM row. The built-in CRM's contacts carry none of these (no private flag, no categories).
+ * Read, where present: is_private / private (boolean) or visibility (private, confidential); categories (list
+ * or comma-separated); start_at / starts_at or start_local (+ time_zone); end_at / ends_at / due_at or
+ * end_local (+ time_zone); recurring / is_recurring or a recurrence; status (completed, done, canceled,
+ * cancelled = not open) or completed_at; updatedAt (added by the feed).
  */
 export function crmTraits(p: Record<string, unknown>): ScopeTraits {
   const bool = (...keys: string[]) => {
@@ -85,12 +100,13 @@ export function crmTraits(p: Record<string, unknown>): ScopeTraits {
     return undefined;
   };
   const status = str('status')?.toLowerCase();
+  const visibility = str('visibility')?.toLowerCase();
   return {
     categories: strings(p.categories),
-    private: bool('is_private', 'private'),
-    start: str('start_at', 'starts_at'),
-    end: str('end_at', 'ends_at', 'due_at'),
-    recurring: bool('recurring', 'is_recurring'),
+    private: bool('is_private', 'private') ?? (visibility === undefined ? undefined : visibility === 'private' || visibility === 'confidential'),
+    start: str('start_at', 'starts_at') ?? wallInstant(p.start_local, p.time_zone),
+    end: str('end_at', 'ends_at', 'due_at') ?? wallInstant(p.end_local, p.time_zone),
+    recurring: bool('recurring', 'is_recurring') ?? (p.recurrence !== undefined ? p.recurrence !== null : undefined),
     open: status !== undefined ? !['completed', 'done', 'canceled', 'cancelled'].includes(status) : p.completed_at !== undefined ? !p.completed_at : undefined,
     modifiedAt: str('updatedAt', 'updated_at'),
   };

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { fail, ok, type Result } from './result';
 import { isValidTimeZone, parseHhMm, WEEKDAYS } from './schedule';
+import { validateTaskStatusMap, type TaskStatusMap } from './task';
 import type { ReconcilePolicy, Side } from './reconcile';
 
 export const DIRECTIONS = ['both', 'crm-to-exchange', 'exchange-to-crm'] as const;
@@ -109,6 +110,19 @@ const taskSection = z
     ...typeSection({ folder: 'VTasks' }),
     /** First sync (as Sage CRM): tasks modified in the last N days, and open ones. */
     firstSync: z.object({ days: z.number().int().min(0).max(365).default(14), open: z.boolean().default(true) }).strict().default({}),
+    /**
+     * Which task status becomes which on the other side; a status without an entry is not synced. Null:
+     * Acumatica's table (src/domain/task.ts ACUMATICA_TASK_STATUS_MAP).
+     */
+    statusMap: z
+      .object({ crmToExchange: z.record(z.string(), z.string()), exchangeToCrm: z.record(z.string(), z.string()) })
+      .strict()
+      .superRefine((m, ctx) => {
+        const r = validateTaskStatusMap(m as TaskStatusMap);
+        if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error.replace(/^task status map: /, '') });
+      })
+      .nullable()
+      .default(null),
   })
   .strict()
   .default({});

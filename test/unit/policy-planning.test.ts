@@ -109,6 +109,15 @@ describe('planning: scope from payloads', () => {
     assert.equal(exchangeTraits({ status: 'inProgress' }).open, true);
   });
 
+  it('CRM traits of an event row: visibility, wall times in their zone, recurrence; of a task row: its status', () => {
+    const t = crmTraits({ visibility: 'private', start_local: '2024-06-20T09:00:00', end_local: '2024-06-20T10:00:00', time_zone: 'Europe/Berlin', recurrence: { pattern: 'daily' } });
+    assert.deepEqual({ private: t.private, start: t.start, end: t.end, recurring: t.recurring }, { private: true, start: '2024-06-20T07:00:00Z', end: '2024-06-20T08:00:00Z', recurring: true });
+    assert.equal(crmTraits({ visibility: 'normal', recurrence: null }).recurring, false);
+    assert.equal(crmTraits({ visibility: 'normal' }).private, false);
+    assert.equal(crmTraits({ status: 'Canceled' }).open, false);
+    assert.equal(crmTraits({ status: 'In Process' }).open, true);
+  });
+
   it('CRM traits: the documented column names', () => {
     assert.deepEqual(crmTraits({ is_private: true, categories: 'A, B', start_at: 's', end_at: 'e', is_recurring: false, status: 'Done', updatedAt: 'u' }), {
       categories: ['A', 'B'], private: true, start: 's', end: 'e', recurring: false, open: false, modifiedAt: 'u',

@@ -107,6 +107,15 @@ describe('policy: validation names the field and what it accepts', () => {
     });
   }
 
+  it('task.statusMap: a custom table is accepted; unknown statuses and one-way entries are refused', () => {
+    const map = { crmToExchange: { Open: 'notStarted', Completed: 'completed' }, exchangeToCrm: { notStarted: 'Open', completed: 'Completed' } };
+    assert.deepEqual(valid({ task: { statusMap: map } }).task.statusMap, map);
+    assert.equal(BUILTIN_POLICY.task.statusMap, null, 'null: Acumatica’s table');
+    assert.match(invalid({ task: { statusMap: { crmToExchange: { Done: 'completed' }, exchangeToCrm: { completed: 'Completed' } } } }), /^task\.statusMap "Done" is not a CRM task status \(Draft, Open, /);
+    assert.match(invalid({ task: { statusMap: { crmToExchange: { Open: 'notStarted' }, exchangeToCrm: {} } } }), /^task\.statusMap CRM Open becomes notStarted in Exchange, but notStarted does not map back to a CRM status$/);
+    assert.equal(invalid({ task: { statusMap: { crmToExchange: {} } } }), 'task.statusMap.exchangeToCrm is required');
+  });
+
   it('several problems are reported together, on one line', () => {
     assert.equal(invalid({ contact: { direction: 'x', enabled: 2 } }), 'contact.enabled must be a boolean (got 2); contact.direction must be one of both, crm-to-exchange, exchange-to-crm (got "x")');
   });
