@@ -9,6 +9,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
+import { PostgresCrmEvents, crmEntryWindow } from '../../src/activities/crm/postgres-crm-events';
+import type { EventsApi } from '../../src/activities/exchange/events-api';
+import { eventsAdapter } from '../../src/activities/record-types/events';
+import { syncWindow } from '../../src/domain/event';
 import { addDays, instantToWall, wallToInstant } from '../../src/domain/timezone';
 import { startStack, type Stack } from '../helpers/stack';
 
@@ -309,5 +313,64 @@ describe('calendar events two-way sync on the real stack', () => {
     ]);
     q = await sync();
     assert.deepEqual([q.exchange.created, q.exchange.updated, q.crm.created, q.crm.updated], [0, 0, 0, 0]);
+  });
+
+  it('an appointment moved out of the window in Outlook is not a delete', async () => {
+    const e = bySubject(s, 'Lost answer')[0];
+    const far = day(500);
+    s.emulator.admin.updateEvent(ANNA, e.id, {
+      start: { dateTime: `${far}T09:00:00`, timeZone: 'W. Europe Standard Time' },
+      end: { dateTime: `${far}T10:00:00`, timeZone: 'W. Europe Standard Time' },
+    });
+    const t = await sync();
+    assert.equal(t.crm.deleted, 0, JSON.stringify(t));
+    assert.equal((await crmEvents(s, sql`subject = 'Lost answer'`))[0].deleted, false);
+    assert.equal(bySubject(s, 'Lost answer').length, 1);
+  });
+
+  it('starts a new calendarView round over the moved window once the week turns; a round in progress finishes first', async () => {
+    const calls: Array<{ link?: string; window: { start: string; end: string } }> = [];
+    const fake = {
+      client: undefined,
+      async deltaPage(_upn: string, _cal: string, link: string | undefined, window: { start: string; end: string }) {
+        calls.push({ link, window });
+        const n = calls.length;
+        return n % 2 ? { items: [], nextLink: `https://graph.test/v1.0/cv/delta?$skiptoken=${n}` } : { items: [], deltaLink: `https://graph.test/v1.0/cv/delta?$deltatoken=${n}` };
+      },
+    } as unknown as EventsApi;
+    let now = Date.parse(`${mondayAfter(1)}T12:00:00Z`) + 2 * 86_400_000; // a Wednesday
+    const a = eventsAdapter(s.db, fake, { now: () => now });
+    const p1 = await a.deltaPage(ANNA, 'cal', undefined);
+    assert.equal(calls[0].link, undefined);
+    assert.deepEqual(calls[0].window, syncWindow(now, 30, 365), 'the policy window (30 days back, 365 ahead), on whole weeks');
+    assert.match(p1.nextLink!, /#cxsync-window=/);
+    now += 7 * 86_400_000;
+    const p2 = await a.deltaPage(ANNA, 'cal', p1.nextLink);
+    assert.equal(calls[1].link, 'https://graph.test/v1.0/cv/delta?$skiptoken=1', 'a round in progress goes on over its own window (the tag is not sent)');
+    assert.deepEqual(calls[1].window, calls[0].window);
+    await a.deltaPage(ANNA, 'cal', p2.deltaLink);
+    assert.equal(calls[2].link, undefined, 'the finished round of last week: a new round');
+    assert.deepEqual(calls[2].window, syncWindow(now, 30, 365));
+    assert.notDeepEqual(calls[2].window, calls[0].window);
+    let p3 = await a.deltaPage(ANNA, 'cal', undefined);
+    while (!p3.deltaLink) p3 = await a.deltaPage(ANNA, 'cal', p3.nextLink);
+    await a.deltaPage(ANNA, 'cal', p3.deltaLink);
+    assert.match(calls[calls.length - 1].link ?? '', /deltatoken/, 'same week: the delta token is used');
+  });
+
+  it('reports a CRM event the moment the moving window reaches it, though it did not change', async () => {
+    const feed = new PostgresCrmEvents(s.db);
+    const far = day(380);
+    await sql`insert into crm.events (owner_id, subject, start_local, end_local, time_zone) values
+      (${anna}::uuid, 'Next year', ${`${far}T09:00`}::timestamp, ${`${far}T10:00`}::timestamp, 'Europe/Berlin')`.execute(s.db);
+    const now = Date.now();
+    const ask = (at: number, after: string | null) =>
+      feed.changes({ ownerId: anna, mailboxId: ANNA, after, entryWindow: crmEntryWindow(at, 30, 365), exceptionWindow: syncWindow(at, 30, 365) });
+    const first = await ask(now, null);
+    assert.ok(!first.changes.some((c) => c.payload?.subject === 'Next year'), 'beyond the window: not reported');
+    const same = await ask(now, first.watermark);
+    assert.equal(same.changes.length, 0);
+    const later = await ask(now + 20 * 86_400_000, same.watermark);
+    assert.deepEqual(later.changes.map((c) => c.payload?.subject), ['Next year'], 'reported when the window reaches it');
   });
 });

@@ -218,7 +218,8 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
         const hit = cacheGet(key(id));
         if (hit) seriesItems.set(id, hit);
       }
-      for (const r of await api.readSeries(upn, [...series].filter((id) => !seriesItems.has(id)), exWindow)) {
+      const unread = [...series].filter((id) => !seriesItems.has(id));
+      for (const r of unread.length ? await api.readSeries(upn, unread, exWindow) : []) {
         const it = seriesItem(r, zone, exWindow);
         seriesItems.set(r.id, it);
         cachePut(key(r.id), it);
