@@ -43,6 +43,12 @@ export const SUPPORTED_FILTERS: Record<PolicyRecordType, readonly Filter[]> = {
 /** Marks a refinement whose message should end with the value it got. */
 const SHOW_VALUE = { showValue: true };
 
+/**
+ * Whether the CRM behind cxsync stores a contact class (Acumatica's "contact class for imported contacts"). The
+ * built-in CRM does not; a CRM store that does sets this and reads TypeSyncSettings.contactClass on create.
+ */
+export const CRM_HAS_CONTACT_CLASSES = false;
+
 const enumOf = <T extends readonly [string, ...string[]]>(values: T) => z.enum(values as unknown as [T[number], ...T[number][]]);
 
 const sidePrevent = z
@@ -176,6 +182,9 @@ export const policySchema = z
   })
   .strict()
   .superRefine((p, ctx) => {
+    if (p.contact.contactClass !== null && !CRM_HAS_CONTACT_CLASSES) {
+      ctx.addIssue({ code: 'custom', path: ['contact', 'contactClass'], message: 'cannot be applied: the built-in CRM has no contact classes; leave it null' });
+    }
     for (const t of POLICY_RECORD_TYPES) {
       const s = p[t];
       if (!SUPPORTED_FILTERS[t].includes(s.filter)) {

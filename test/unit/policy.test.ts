@@ -97,6 +97,7 @@ describe('policy: validation names the field and what it accepts', () => {
     ['body rule', { fieldLimits: { body: 'drop' } }, 'fieldLimits.body must be one of truncate, skip (got "drop")'],
     ['guard share', { massDeleteGuard: { share: 2 } }, 'massDeleteGuard.share must be at most 1 (got 2)'],
     ['folder', { contact: { folder: '' } }, 'contact.folder must not be empty; use null for the default folder (got "")'],
+    ['contact class (the built-in CRM has none)', { contact: { contactClass: 'Lead' } }, 'contact.contactClass cannot be applied: the built-in CRM has no contact classes; leave it null'],
   ];
   for (const [what, doc, message] of cases) {
     it(what, () => {
