@@ -31,13 +31,14 @@ export const DEFAULT_POLICY_NAME = 'default';
 export const POLICY_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 /**
- * Filters each record type's CRM side can serve today. The CRM contact feed reads the contacts the user owns,
- * so "all" and "workgroup" cannot be honoured for contacts yet: they are refused rather than ignored.
+ * Filters each record type can honour today, refused rather than ignored otherwise. The CRM change feeds read
+ * the items the user owns, so "all" and "workgroup" cannot be served yet; "matching-crm" matches contacts by
+ * email, while matching events and tasks by their attendees' CRM records is not built yet.
  */
 export const SUPPORTED_FILTERS: Record<PolicyRecordType, readonly Filter[]> = {
   contact: ['owned', 'matching-crm', 'category'],
-  event: ['owned', 'matching-crm', 'category'],
-  task: ['owned', 'matching-crm', 'category'],
+  event: ['owned', 'category'],
+  task: ['owned', 'category'],
 };
 
 /** Marks a refinement whose message should end with the value it got. */
@@ -191,7 +192,7 @@ export const policySchema = z
         ctx.addIssue({
           code: 'custom',
           path: [t, 'filter'],
-          message: `"${s.filter}" is not available for ${t}s yet (the CRM ${t} feed reads the items the user owns); use one of ${SUPPORTED_FILTERS[t].join(', ')}`,
+          message: `"${s.filter}" is not available for ${t}s yet (${s.filter === 'matching-crm' ? `${t}s are not matched to CRM records yet` : `the CRM ${t} feed reads the items the user owns`}); use one of ${SUPPORTED_FILTERS[t].join(', ')}`,
         });
       }
     }
@@ -278,7 +279,8 @@ export function reconcilePolicyFor(policy: Policy, recordType: string): Reconcil
     conflict: s.conflict,
     deleteVsUpdate: s.deleteVsUpdate,
     prevent: { crm: { ...s.prevent.crm }, exchange: { ...s.prevent.exchange } },
-    mergeByEmail: 'mergeByEmail' in s ? s.mergeByEmail : false,
+    // matching-crm matches contacts by email whether or not mergeByEmail is set.
+    mergeByEmail: 'mergeByEmail' in s ? s.mergeByEmail || s.filter === 'matching-crm' : false,
     newExchangeItems: s.filter === 'matching-crm' ? 'match-only' : 'copy',
     massDeleteGuard: policy.massDeleteGuard.enabled ? { minItems: policy.massDeleteGuard.minItems, share: policy.massDeleteGuard.share } : undefined,
   };

@@ -75,6 +75,7 @@ describe('policy: validation names the field and what it accepts', () => {
     ['delete rule', { event: { deleteVsUpdate: 'x' } }, 'event.deleteVsUpdate must be one of crm-master, exchange-master, delete-wins, keep-updated (got "x")'],
     ['filter', { contact: { filter: 'mine' } }, 'contact.filter must be one of all, owned, workgroup, matching-crm, category (got "mine")'],
     ['unsupported filter', { contact: { filter: 'workgroup' } }, 'contact.filter "workgroup" is not available for contacts yet (the CRM contact feed reads the items the user owns); use one of owned, matching-crm, category'],
+    ['matching-crm for events', { event: { filter: 'matching-crm' } }, 'event.filter "matching-crm" is not available for events yet (events are not matched to CRM records yet); use one of owned, category'],
     ['category colour', { category: { name: 'CRM', color: 'blue' } }, /^category\.color must be one of preset0, preset1, .*preset24 \(got "blue"\)$/],
     ['empty category name', { category: { name: ' ', color: 'preset1' } }, 'category.name must not be empty (got " ")'],
     ['category missing its colour', { category: { name: 'CRM' } }, 'category.color is required'],
@@ -134,12 +135,14 @@ describe('policy: what the options mean', () => {
       conflict: 'keep-both',
       deleteVsUpdate: 'delete-wins',
       prevent: { crm: { create: false, update: false, delete: true }, exchange: { create: false, update: false, delete: false } },
-      mergeByEmail: false,
+      mergeByEmail: true, // matching-crm matches by email even with mergeByEmail off
       newExchangeItems: 'match-only',
       massDeleteGuard: { minItems: 3, share: 0.5 },
     });
     assert.equal(reconcilePolicyFor(valid({ massDeleteGuard: { enabled: false } }), 'contact').massDeleteGuard, undefined);
+    assert.equal(reconcilePolicyFor(valid({ contact: { mergeByEmail: false } }), 'contact').mergeByEmail, false);
     assert.equal(reconcilePolicyFor(BUILTIN_POLICY, 'event').mergeByEmail, false, 'merge by email is a contact setting');
+    assert.equal(reconcilePolicyFor(valid({ contact: { filter: 'matching-crm', mergeByEmail: false } }), 'contact').mergeByEmail, true, 'matching-crm matches by email');
   });
 
   it('typePolicy refuses an unknown record type', () => {
