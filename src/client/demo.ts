@@ -1,6 +1,7 @@
-/** Demo data for the local quick start: two CRM users with contacts, and their mailboxes in the emulator. */
-import { sql } from 'kysely';
+/** Demo data for the local quick start: two CRM users with contacts, events and tasks, and their mailboxes in the emulator. */
+import { sql, type Transaction } from 'kysely';
 import type { Db } from '../db/connection';
+import type { Database } from '../db/schema';
 
 export const DEMO_MAILBOXES = [
   { email: 'anna@contoso.com', displayName: 'Anna Schmidt', workgroup: 'Sales', timeZone: 'Europe/Berlin' },
@@ -31,6 +32,7 @@ export async function seedDemoCrm(db: Db): Promise<boolean> {
         .returning('id')
         .executeTakeFirstOrThrow();
       for (const c of DEMO_CONTACTS[u.email]) await tx.insertInto('crm.contacts').values({ ...c, owner_id: id } as never).execute();
+      await seedDemoActivities(tx, id, u.timeZone);
     }
   });
   return true;
@@ -41,3 +43,19 @@ export const DEMO_EXCHANGE_CONTACTS: Record<string, Record<string, unknown>[]> =
   'anna@contoso.com': [{ givenName: 'Chloé', surname: 'Martin', companyName: 'Contoso Paris', emailAddresses: [{ address: 'chloe.martin@contoso.fr' }] }],
   'ben@contoso.com': [{ givenName: 'Omar', surname: 'Haddad', companyName: 'Litware', emailAddresses: [{ address: 'omar@litware.com' }] }],
 };
+
+/** A few events (a meeting, a call, a weekly series) and tasks per demo user, in the coming days in the user's zone. */
+async function seedDemoActivities(tx: Transaction<Database>, ownerId: string, timeZone: string): Promise<void> {
+  const day = (n: number) => new Date(Date.now() + n * 86_400_000).toISOString().slice(0, 10);
+  let monday = day(1);
+  while (new Date(`${monday}T00:00:00Z`).getUTCDay() !== 1) monday = new Date(Date.parse(`${monday}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+  const weekly = { pattern: { type: 'weekly', interval: 1, daysOfWeek: ['monday'] }, range: { type: 'numbered', startDate: monday, numberOfOccurrences: 10 } };
+  await sql`insert into crm.events (owner_id, event_type, subject, location, start_local, end_local, time_zone, recurrence) values
+    (${ownerId}::uuid, 'Meeting', 'Quarterly review', 'Room 4.12', ${`${day(2)}T09:00`}::timestamp, ${`${day(2)}T10:30`}::timestamp, ${timeZone}, null),
+    (${ownerId}::uuid, 'Call', 'Follow-up call', null, ${`${day(3)}T15:00`}::timestamp, ${`${day(3)}T15:30`}::timestamp, ${timeZone}, null),
+    (${ownerId}::uuid, 'Meeting', 'Weekly sales sync', 'Teams', ${`${monday}T09:00`}::timestamp, ${`${monday}T09:30`}::timestamp, ${timeZone}, ${JSON.stringify(weekly)}::jsonb)`.execute(tx);
+  await sql`insert into crm.tasks (owner_id, subject, status, priority, due_date, reminder_local, time_zone) values
+    (${ownerId}::uuid, 'Send the offer', 'Open', 'High', ${day(3)}::date, ${`${day(3)}T09:00`}::timestamp, ${timeZone}),
+    (${ownerId}::uuid, 'Prepare the contract draft', 'In Process', 'Medium', ${day(7)}::date, null, ${timeZone}),
+    (${ownerId}::uuid, 'Internal draft (not synced)', 'Draft', 'Low', null, null, ${timeZone})`.execute(tx);
+}
