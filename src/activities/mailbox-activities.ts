@@ -6,7 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { Context, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import type { Transaction } from 'kysely';
 import type { Db } from '../db/connection';
+import type { Database } from '../db/schema';
 import { SyncStore, type NewOperation, type OperationRow } from '../db/sync-store';
 import { PolicyStore } from '../db/policy-store';
 import { planCycle } from '../domain/planning';
@@ -283,31 +285,13 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       let failed = 0;
       const adapter = adapterFor(recordType);
 
-      const applyLocal = async (op: OperationRow): Promise<void> => {
+      /** A CRM or mapping operation, inside the caller's transaction with its `done` mark. */
+      const applyLocal = async (tx: Transaction<Database>, op: OperationRow): Promise<void> => {
         const p = (op.payload ?? {}) as { record?: unknown; fingerprint?: string; exchangeChangeKey?: string | null; crmFingerprint?: string; exchangeFingerprint?: string };
-        if (op.side === 'crm') await applyCrm(op, p, m.crm_user_id);
-        else {
-          await deps.db.transaction().execute(async (tx) => {
-            if (op.kind === 'unlink') await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
-            else if (op.kind === 'link') {
-              // Merge by email: two existing items are one record; only the mapping is created.
-              await store.upsertMapping(tx, {
-                mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: op.exchange_id!, sync_id: op.sync_id,
-                crm_fingerprint: p.crmFingerprint ?? null, exchange_fingerprint: p.exchangeFingerprint ?? null, exchange_change_key: p.exchangeChangeKey ?? null,
-              });
-            } else await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.crmFingerprint, exchange_fingerprint: p.exchangeFingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined });
-            await store.finishOperation(tx, op.id, 'done');
-          });
-        }
-        applied++;
-        beat({ applied, failed });
-      };
-
-      const applyCrm = async (op: OperationRow, p: { record?: unknown; fingerprint?: string; exchangeChangeKey?: string | null }, ownerId: string) => {
-        await deps.db.transaction().execute(async (tx) => {
+        if (op.side === 'crm') {
           if (op.kind === 'create') {
             // The sync id doubles as the CRM id, so a retried create is a no-op.
-            await adapter.createInCrm(tx, mailboxId, op.sync_id, ownerId, p.record);
+            await adapter.createInCrm(tx, mailboxId, op.sync_id, m.crm_user_id, p.record);
             await store.upsertMapping(tx, {
               mailbox_id: mailboxId, record_type: recordType, crm_id: op.sync_id, exchange_id: op.exchange_id!, sync_id: op.sync_id,
               crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: p.exchangeChangeKey ?? null,
@@ -322,13 +306,29 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
             await adapter.deleteInCrm(tx, mailboxId, op.crm_id!);
             await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
           }
-          await store.finishOperation(tx, op.id, 'done');
-        });
+        } else if (op.kind === 'unlink') await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
+        else if (op.kind === 'link') {
+          // Merge by email: two existing items are one record; only the mapping is created.
+          await store.upsertMapping(tx, {
+            mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: op.exchange_id!, sync_id: op.sync_id,
+            crm_fingerprint: p.crmFingerprint ?? null, exchange_fingerprint: p.exchangeFingerprint ?? null, exchange_change_key: p.exchangeChangeKey ?? null,
+          });
+        } else await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.crmFingerprint, exchange_fingerprint: p.exchangeFingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined });
+        await store.finishOperation(tx, op.id, 'done');
       };
 
       // CRM and mapping operations are local and fast; Exchange ones go out in JSON batches within the
       // mailbox's limits (4 in flight, 10,000 per 10 minutes), see exchange/exchange-cycle.ts.
-      for (const op of ops.filter((o) => o.side !== 'exchange')) await applyLocal(op);
+      // Local operations commit a hundred at a time (an echo round refreshes thousands of mappings).
+      const local = ops.filter((o) => o.side !== 'exchange');
+      for (let i = 0; i < local.length; i += 100) {
+        const chunk = local.slice(i, i + 100);
+        await deps.db.transaction().execute(async (tx) => {
+          for (const op of chunk) await applyLocal(tx, op);
+        });
+        applied += chunk.length;
+        beat({ applied, failed });
+      }
       const exchangeOps = ops.filter((o) => o.side === 'exchange');
       if (exchangeOps.length) {
         const ctx = await exchangeStep(m, cycleId, recordType);

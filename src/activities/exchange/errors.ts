@@ -83,11 +83,14 @@ export function classifyGraphError(err: unknown): ClassifiedGraphError {
  * Turns a Graph error that is not about one item into what Temporal should do: a Retry-After becomes the
  * next retry delay; a mailbox-level refusal stops retrying and puts the mailbox in needs-attention.
  */
-export function toActivityFailure(err: unknown, what: string): Error {
+export function toActivityFailure(err: unknown, what: string, opts: { progressed?: boolean } = {}): Error {
   const g = classifyGraphError(err);
   const msg = `${what}: Graph ${g.status} ${g.code || ''} ${g.message}`.replace(/\s+/g, ' ').trim();
   if (g.kind === 'mailbox') return ApplicationFailure.create({ message: msg, type: MAILBOX_NEEDS_ATTENTION, nonRetryable: true });
-  if (g.retryAfterMs !== undefined) return ApplicationFailure.create({ message: msg, type: `Graph${g.status}`, nextRetryDelay: g.retryAfterMs });
+  if (g.retryAfterMs !== undefined) return ApplicationFailure.create({ message: msg, type: `Graph${g.status}`, nextRetryDelay: Math.max(1, g.retryAfterMs) });
+  // An attempt that saved progress before failing retries soon: Temporal's backoff grows with every attempt
+  // of the same activity, progress or not, and would otherwise reach minutes during a long faulty round.
+  if (opts.progressed) return ApplicationFailure.create({ message: msg, type: `Graph${g.status}`, nextRetryDelay: 1000 });
   return ApplicationFailure.create({ message: msg, type: `Graph${g.status}` });
 }
 

@@ -6,7 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
+import type { Transaction } from 'kysely';
 import type { Db } from '../../db/connection';
+import type { Database } from '../../db/schema';
 import { ExchangeStateStore, REPLAN_PREFIX } from '../../db/exchange-state';
 import type { MappingRow, OperationRow, StagedRow, SyncStore } from '../../db/sync-store';
 import { fingerprint } from '../../domain/fingerprint';
@@ -36,6 +38,8 @@ export interface ExchangeStepContext {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A 429 asking for a longer pause than this ends the activity (Temporal waits out the Retry-After). */
 const LONG_RETRY_AFTER_MS = 5_000;
+/** Retry delay after an attempt that saved progress before failing (no Retry-After given). */
+const PROGRESS_RETRY_MS = 1_000;
 
 /** Transient failures (throttling, 5xx, network) of some operations: the activity fails after saving the rest. */
 class TransientFailures {
@@ -50,10 +54,20 @@ class TransientFailures {
   wait(ms: number): void {
     this.retryAfterMs = Math.max(this.retryAfterMs ?? 0, ms);
   }
-  toFailure(what: string): ApplicationFailure {
+  reset(): void {
+    this.count = 0;
+    this.retryAfterMs = undefined;
+    this.first = undefined;
+  }
+  /**
+   * The activity's failure: the largest Retry-After becomes Temporal's retry delay. Without one, an attempt that
+   * made progress asks for a short delay, so Temporal's backoff does not grow with every partial success.
+   */
+  toFailure(what: string, progressed = false): ApplicationFailure {
     const e = this.first;
     const message = `${what}: ${this.count} operation(s) met transient Graph errors${e ? ` (first: ${e.status} ${e.code} ${e.message})` : ''}; done ones are saved, the rest is retried`;
-    return ApplicationFailure.create({ message, type: e ? `Graph${e.status}` : 'GraphBudget', ...(this.retryAfterMs !== undefined ? { nextRetryDelay: Math.max(1, this.retryAfterMs) } : {}) });
+    const delay = this.retryAfterMs ?? (progressed ? PROGRESS_RETRY_MS : undefined);
+    return ApplicationFailure.create({ message, type: e ? `Graph${e.status}` : 'GraphBudget', ...(delay !== undefined ? { nextRetryDelay: Math.max(1, delay) } : {}) });
   }
 }
 
@@ -68,6 +82,24 @@ export async function keepAlive<T>(beat: (details?: unknown) => void, fn: () => 
     return await fn();
   } finally {
     clearInterval(timer);
+  }
+}
+
+/**
+ * A read (GET) is safe to repeat: a short throttling or transient failure is retried here a few times, so one
+ * faulty answer does not cost an activity retry (whose backoff grows with every attempt). Anything else, or a
+ * long Retry-After, goes to the caller.
+ */
+async function idempotentRead<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const g = classifyGraphError(err);
+      const wait = g.retryAfterMs ?? 250 * 2 ** attempt;
+      if (attempt >= 3 || !(g.kind === 'throttled' || g.kind === 'transient') || wait > LONG_RETRY_AFTER_MS) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
   }
 }
 
@@ -110,7 +142,7 @@ export async function pullExchangeStep(ctx: ExchangeStepContext, limit: number):
   while (budget > 0) {
     let page;
     try {
-      page = await adapter.deltaPage(upn, containerId, link, budget);
+      page = await idempotentRead(() => adapter.deltaPage(upn, containerId, link, budget));
     } catch (err) {
       if (classifyGraphError(err).kind === 'sync-state-expired' && link) {
         // The saved token expired: a fresh, full round. Mapped items are matched by id, lost mappings by marker.
@@ -120,7 +152,7 @@ export async function pullExchangeStep(ctx: ExchangeStepContext, limit: number):
         link = undefined;
         continue;
       }
-      throw toActivityFailure(err, `reading the ${recordType} delta of ${upn}`);
+      throw toActivityFailure(err, `reading the ${recordType} delta of ${upn}`, { progressed: pulled > 0 });
     }
     let items = await completePartialItems(ctx, page.items);
     if (fullSince) {
@@ -204,51 +236,68 @@ async function beginFullRound(ctx: ExchangeStepContext, restart: boolean): Promi
   return startedAt;
 }
 
-/** Delta items that came with only their changed properties are read in full (20 per batch). */
+/**
+ * Reads items by id (20 per batch). Operations that meet throttling or a transient error are sent again, alone,
+ * a few times within the activity (after their Retry-After when it is short); what still fails fails the activity.
+ */
+async function readItems(ctx: ExchangeStepContext, ids: string[], what: string): Promise<Map<string, ExchangeItem | null>> {
+  const { adapter, upn, containerId } = ctx;
+  const out = new Map<string, ExchangeItem | null>();
+  let todo = [...new Set(ids)];
+  let transient = new TransientFailures();
+  for (let attempt = 0; todo.length > 0 && attempt < 5; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(transient.retryAfterMs ?? 250 * 2 ** attempt, LONG_RETRY_AFTER_MS)));
+    transient = new TransientFailures();
+    const failed: string[] = [];
+    const run = await runBatched(adapter.graph, upn, todo.map((id) => ({ key: id, request: adapter.exchangeRequests.get(upn, containerId, id) })), async (outs) => {
+      for (const o of outs) {
+        if (!o.error) out.set(o.key, adapter.itemOf(o.response.body));
+        else if (o.error.kind === 'not-found') out.set(o.key, null);
+        else if (o.error.kind === 'mailbox') throw needsAttention(o.error, what);
+        else if (o.error.kind === 'throttled' || o.error.kind === 'transient' || o.error.kind === 'unknown') {
+          transient.add(o.error);
+          failed.push(o.key);
+        } else throw toActivityFailure({ statusCode: o.error.status, code: o.error.code, message: o.error.message }, what);
+      }
+      ctx.beat({ read: out.size });
+    });
+    if (run.waitMs !== undefined) {
+      transient.wait(run.waitMs);
+      throw transient.toFailure(what);
+    }
+    todo = [...failed, ...run.unsent.map((u) => u.key)];
+    if ((transient.retryAfterMs ?? 0) > LONG_RETRY_AFTER_MS) break;
+  }
+  if (todo.length > 0) throw transient.toFailure(what);
+  return out;
+}
+
+/** Delta items that came with only their changed properties are read in full. */
 async function completePartialItems(ctx: ExchangeStepContext, items: ExchangeDeltaItem[]): Promise<ExchangeDeltaItem[]> {
   const { adapter, upn, containerId } = ctx;
   const partial = items.filter((i) => !i.removed && i.payload && !adapter.isComplete(i.payload));
   if (partial.length === 0) return items;
-  const full = new Map<string, ExchangeDeltaItem>();
-  const transient = new TransientFailures();
-  const run = await runBatched(adapter.graph, upn, partial.map((i) => ({ key: i.id, request: adapter.exchangeRequests.get(upn, containerId, i.id) })), async (outs) => {
-    for (const o of outs) {
-      if (!o.error) {
-        const it = adapter.itemOf(o.response.body);
-        // Another folder means it left ours since the page was made.
-        full.set(o.key, it.containerId && it.containerId !== containerId ? { id: o.key, removed: true, changeKey: null, payload: null } : { id: o.key, removed: false, changeKey: it.changeKey, payload: it.payload });
-      } else if (o.error.kind === 'not-found') full.set(o.key, { id: o.key, removed: true, changeKey: null, payload: null });
-      else if (o.error.kind === 'mailbox') throw needsAttention(o.error, `reading ${ctx.recordType} items of ${upn}`);
-      else transient.add(o.error);
-    }
+  const full = await readItems(ctx, partial.map((i) => i.id), `reading partial ${ctx.recordType} delta items of ${upn}`);
+  return items.map((i) => {
+    if (!full.has(i.id)) return i;
+    const it = full.get(i.id);
+    // Gone, or in another folder: it left ours since the page was made.
+    if (!it || (it.containerId && it.containerId !== containerId)) return { id: i.id, removed: true, changeKey: null, payload: null };
+    return { id: i.id, removed: false, changeKey: it.changeKey, payload: it.payload };
   });
-  if (run.waitMs !== undefined) transient.wait(run.waitMs);
-  if (transient.count || run.unsent.length) throw transient.toFailure(`reading partial ${ctx.recordType} delta items of ${upn}`);
-  return items.map((i) => full.get(i.id) ?? i);
 }
 
 /** Mapped items a completed full round did not see, read one by one: those gone (or moved out) are deleted. */
 async function unseenAndGone(ctx: ExchangeStepContext, startedAt: Date): Promise<string[]> {
-  const { adapter, upn, containerId, state, mailboxId, recordType } = ctx;
+  const { upn, containerId, state, mailboxId, recordType } = ctx;
   const unseen = await state.unseenMapped(mailboxId, recordType, startedAt);
   if (unseen.length === 0) return [];
-  const gone: string[] = [];
-  const transient = new TransientFailures();
-  const run = await runBatched(adapter.graph, upn, unseen.map((u) => ({ key: u.exchange_id, request: adapter.exchangeRequests.get(upn, containerId, u.exchange_id) })), async (outs) => {
-    for (const o of outs) {
-      if (!o.error) {
-        const it = adapter.itemOf(o.response.body);
-        if (it.containerId && it.containerId !== containerId) gone.push(o.key);
-        // Still there: changed while the round was paged, so the next round brings it. Nothing to do.
-      } else if (o.error.kind === 'not-found') gone.push(o.key);
-      else if (o.error.kind === 'mailbox') throw needsAttention(o.error, `reading ${recordType} items of ${upn}`);
-      else transient.add(o.error);
-    }
-    ctx.beat({ checked: gone.length });
+  const found = await readItems(ctx, unseen.map((u) => u.exchange_id), `checking ${recordType} items a full round did not see in ${upn}`);
+  // Still there (changed while the round was paged, so the next round brings it): nothing to do.
+  return unseen.map((u) => u.exchange_id).filter((id) => {
+    const it = found.get(id);
+    return it === null || (it !== undefined && it.containerId !== undefined && it.containerId !== containerId);
   });
-  if (run.waitMs !== undefined) transient.wait(run.waitMs);
-  if (transient.count || run.unsent.length) throw transient.toFailure(`checking ${recordType} items a full round did not see in ${upn}`);
-  return gone;
 }
 
 // ================================================================================================
@@ -309,11 +358,12 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
     }
   }
 
-  // ---- commits ----
+  // ---- commits: each answer's database effect is queued, and a batch's effects commit in one transaction ----
+  let effects: Array<(tx: Transaction<Database>) => Promise<void>> = [];
   const done = async (op: OperationRow, item?: ExchangeItem) => {
     const p = payload(op);
     if (item && adapter.afterWrite && (op.kind === 'create' || op.kind === 'update')) item = await adapter.afterWrite(upn, containerId, item, p.record, op.kind);
-    await db.transaction().execute(async (tx) => {
+    effects.push(async (tx) => {
       if (op.kind === 'create') {
         await store.upsertMapping(tx, {
           mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: item!.id, sync_id: op.sync_id,
@@ -330,14 +380,14 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
   };
   const itemFailed = async (op: OperationRow, e: ClassifiedGraphError) => {
     const message = `Graph ${e.status} ${e.code}: ${e.message}`;
-    await db.transaction().execute(async (tx) => {
+    effects.push(async (tx) => {
       await store.finishOperation(tx, op.id, 'failed', message);
       await store.log(tx, { mailboxId, cycleId, level: 'error', recordType, side: 'exchange', itemId: op.crm_id ?? op.exchange_id ?? undefined, message: `${op.kind} failed: ${message}` });
     });
     result.failed++;
   };
   const replan = async (op: OperationRow, why: string) => {
-    await db.transaction().execute(async (tx) => {
+    effects.push(async (tx) => {
       await store.finishOperation(tx, op.id, 'skipped', `${REPLAN_PREFIX} ${why}`);
       await store.log(tx, { mailboxId, cycleId, level: 'info', recordType, side: 'exchange', itemId: op.exchange_id ?? undefined, message: `${op.kind} not applied: ${why}; planned again next cycle against the newer version` });
     });
@@ -361,12 +411,18 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
   };
 
   const next: Work[] = [];
+  let attention: ClassifiedGraphError | undefined;
   const handle = async (w: Work, o: BatchOutcome<Work>): Promise<'stop' | void> => {
     const { op } = w;
     const e = o.error;
-    if (e?.kind === 'mailbox') throw needsAttention(e, what);
+    if (e?.kind === 'mailbox') {
+      attention ??= e; // raised once the batch's other answers are saved
+      return 'stop';
+    }
     if (e && (e.kind === 'throttled' || e.kind === 'transient' || e.kind === 'unknown')) {
+      // Sent again in the next round, alone: a create is looked up first (its answer may have been lost).
       transient.add(e);
+      next.push({ ...w, step: w.step === 'create' ? 'find' : w.step });
       return e.kind === 'throttled' && (e.retryAfterMs ?? 0) > LONG_RETRY_AFTER_MS ? 'stop' : undefined;
     }
     switch (w.step) {
@@ -422,24 +478,46 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
 
   // Creates attempted before (their answer may have been lost: crash, 504) are looked up by sync id first.
   let work: Work[] = ops.map((op) => ({ op, step: op.kind === 'create' ? (op.attempts > 0 ? 'find' : 'create') : (op.kind as Step) }));
-  for (let round = 0; work.length > 0 && round < 4; round++) {
+  // Round 0 sends everything; later rounds send what needs a second request (a lookup that found nothing, a
+  // re-read after 412, a retry on the new change key) and what met a short throttling or transient failure.
+  let unresolved = 0;
+  for (let round = 0; work.length > 0; round++) {
+    if (round >= 6 || (transient.retryAfterMs ?? 0) > LONG_RETRY_AFTER_MS) {
+      unresolved = work.length;
+      break;
+    }
+    if (transient.count > 0) await new Promise((r) => setTimeout(r, Math.min(transient.retryAfterMs ?? 250 * 2 ** round, LONG_RETRY_AFTER_MS)));
+    if (round > 0) transient.reset();
     const toCreate = work.filter((w) => w.step === 'create').map((w) => w.op.id);
     // Counted before sending: a create whose answer is lost is looked up next time instead of repeated.
     await state.markAttempts(toCreate);
     const run = await runBatched(adapter.graph, upn, work.map((w) => ({ key: w, request: request(w) })), async (outs) => {
       let stop: 'stop' | void = undefined;
       for (const o of outs) stop = (await handle(o.key, o)) ?? stop;
+      // Each operation's mapping change commits with its `done` mark; one transaction per batch.
+      const batchEffects = effects;
+      effects = [];
+      if (batchEffects.length) {
+        await db.transaction().execute(async (tx) => {
+          for (const f of batchEffects) await f(tx);
+        });
+      }
       ctx.beat({ applied: result.applied, failed: result.failed });
       return stop;
     });
-    if (run.waitMs !== undefined) transient.wait(run.waitMs);
-    if (run.unsent.length) {
-      transient.count += run.unsent.length;
+    if (attention) throw needsAttention(attention, what);
+    work = [...next.splice(0), ...run.unsent.map((u) => ({ ...u.key, step: u.key.step === 'create' && u.key.op.attempts > 0 ? ('find' as const) : u.key.step }))];
+    if (run.waitMs !== undefined) {
+      // The mailbox's request budget is spent: Temporal waits it out instead of this activity.
+      transient.wait(run.waitMs);
+      unresolved = work.length;
       break;
     }
-    work = next.splice(0);
   }
-  if (transient.count > 0) throw transient.toFailure(what);
+  if (unresolved > 0) {
+    transient.count = unresolved;
+    throw transient.toFailure(what, result.applied + result.failed + result.replanned > 0);
+  }
   return result;
 }
 
