@@ -71,7 +71,7 @@ export async function startGraphEmulator(opts: EmulatorOptions = {}): Promise<Gr
   const faults = new Faults();
   const counts = { total: 0, byMailbox: new Map<string, number>(), recent: [] as string[], throttled: new Map<string, number>() };
   const quirks = new Map<string, DeltaQuirks>();
-  const throttle = new Throttle({ requestsPer10Minutes: opts.throttle?.requestsPer10Minutes ?? 10_000, concurrentRequests: opts.throttle?.concurrentRequests ?? 4 });
+  const throttle = new Throttle({ requestsPer10Minutes: opts.throttle?.requestsPer10Minutes ?? 10_000, concurrentRequests: opts.throttle?.concurrentRequests ?? 4, windowMs: opts.throttle?.windowMs });
   const admin = createAdmin(store, faults, quirks, () => {
     counts.total = 0;
     counts.byMailbox.clear();
