@@ -183,9 +183,13 @@ async function runCycle(
         // Pausing lets the batch in flight finish, then stops; the open cycle resumes after `resume`.
         if (stopRequested()) return await fast.finishCycle({ mailboxId, cycleId, outcome: 'interrupted', detail: 'paused' });
         const r = await long.applyBatch({ ...step, limit: batchSize });
+        if (r.workRemaining) s.workRemaining = true;
         if (r.remaining === 0) break;
       }
-      await fast.commitType(step);
+      // Work beyond this cycle's batch size (or an unfinished delta round) makes the next cycle start at once.
+      // Only state changes here, no new commands: histories recorded before this replay unchanged.
+      const committed = await fast.commitType(step);
+      if (committed?.workRemaining) s.workRemaining = true;
     }
     return await fast.finishCycle({ mailboxId, cycleId, outcome: 'completed' });
   } catch (err) {
