@@ -315,6 +315,30 @@ describe('calendar events two-way sync on the real stack', () => {
     assert.deepEqual([q.exchange.created, q.exchange.updated, q.crm.created, q.crm.updated], [0, 0, 0, 0]);
   });
 
+  it('a series created in Outlook comes over as one series; deleting it in Outlook deletes it with its exceptions', async () => {
+    const start = mondayAfter(2);
+    const created = s.emulator.admin.createEvent(ANNA, 'VEvents', {
+      subject: 'Outlook series',
+      start: { dateTime: `${start}T16:00:00`, timeZone: 'Eastern Standard Time' },
+      end: { dateTime: `${start}T16:30:00`, timeZone: 'Eastern Standard Time' },
+      recurrence: { pattern: { type: 'weekly', interval: 1, daysOfWeek: ['monday'] }, range: { type: 'endDate', startDate: start, endDate: addDays(start, 35) } },
+    });
+    const occ = (s.emulator.admin.calendarView(ANNA, 'VEvents', `${addDays(start, 7)}T00:00:00Z`, `${addDays(start, 8)}T00:00:00Z`) as unknown as Ev[]).find((v) => v.subject === 'Outlook series')!;
+    s.emulator.admin.deleteEvent(ANNA, occ.id);
+    let t = await sync();
+    assert.equal(t.crm.created, 1, JSON.stringify(t));
+    const master = (await crmEvents(s, sql`subject = 'Outlook series' and series_id is null`))[0];
+    assert.equal(master.time_zone, 'America/New_York');
+    assert.equal(master.start_local, `${start}T16:00:00`);
+    const rows = await crmEvents(s, sql`series_id = ${master.id}::uuid`);
+    assert.deepEqual(rows.map((r) => [r.original_start, r.status]), [[`${addDays(start, 7)}T16:00:00`, 'Canceled']]);
+
+    s.emulator.admin.deleteEvent(ANNA, created.id);
+    t = await sync();
+    assert.equal(t.crm.deleted, 1, JSON.stringify(t));
+    assert.ok((await crmEvents(s, sql`id = ${master.id}::uuid or series_id = ${master.id}::uuid`)).every((r) => r.deleted), 'the master and its exception rows');
+  });
+
   it('an appointment moved out of the window in Outlook is not a delete', async () => {
     const e = bySubject(s, 'Lost answer')[0];
     const far = day(500);
