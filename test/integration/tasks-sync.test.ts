@@ -157,6 +157,25 @@ describe('tasks two-way sync on the real stack', () => {
     assert.equal(byTitle('Task Approved (renamed)'), undefined);
   });
 
+  it('the status map is the policy\'s: a custom map syncs Draft ⇄ Deferred', async () => {
+    const acumatica = {
+      crmToExchange: { Open: 'notStarted', 'In Process': 'inProgress', Completed: 'completed', Canceled: 'completed', 'Pending Approval': 'waitingOnOthers', Approved: 'inProgress' },
+      exchangeToCrm: { notStarted: 'Open', inProgress: 'In Process', completed: 'Completed', waitingOnOthers: 'Pending Approval' },
+    };
+    await s.operator.createPolicy('drafts-deferred', {
+      task: { statusMap: { crmToExchange: { ...acumatica.crmToExchange, Draft: 'deferred' }, exchangeToCrm: { ...acumatica.exchangeToCrm, deferred: 'Draft' } } },
+    });
+    await s.operator.assign(ANNA, 'drafts-deferred');
+    // Both changed so the feeds report them again: the Draft task in the CRM, the Deferred one in To Do.
+    await sql`update crm.tasks set description = 'now synced' where subject = 'Task Draft'`.execute(s.db);
+    s.emulator.admin.updateTask(ANNA, byTitle('Someday maybe')!.id, { importance: 'high' });
+    const t = await sync();
+    assert.deepEqual([t.exchange.created, t.crm.created], [1, 1], JSON.stringify(t));
+    assert.equal(byTitle('Task Draft')?.status, 'deferred');
+    assert.equal((await crm('Someday maybe'))[0].status, 'Draft');
+    await s.operator.assign(ANNA, 'default');
+  });
+
   it('finds a create whose answer was lost by its linked resource instead of creating it twice', async () => {
     await sql`insert into crm.tasks (owner_id, subject, status) values (${anna}::uuid, 'Lost answer', 'Open')`.execute(s.db);
     s.emulator.admin.injectFault(ANNA, { status: 504, count: 1, method: 'POST', pathPattern: '/tasks$', applyThenFail: true });
