@@ -79,6 +79,8 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
     cyclesCompleted: 0,
   };
   let syncing = false;
+  /** The running cycle failed (needs-attention) and is only being closed: it will not count as completed. */
+  let cycleFailing = false;
   let removed = false;
   // The policy's active hours (UTC windows computed by loadMailbox): a scheduled cycle waits for the next window.
   // sync-now is not limited. Behind a patch: replaying a history recorded before active hours existed must not
@@ -108,8 +110,9 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
     () => {
       s.syncRequested = true;
       s.needsAttentionReason = null;
-      // A cycle already running began before the request: the caller waits for the one after it.
-      return { waitForCycles: s.cyclesCompleted + (syncing ? 2 : 1) };
+      // A cycle already running began before the request: the caller waits for the one after it. A cycle that
+      // failed and is only being closed will not be counted as completed, so the next one is the one to wait for.
+      return { waitForCycles: s.cyclesCompleted + (syncing && !cycleFailing ? 2 : 1) };
     },
     {
       validator: () => {
@@ -152,8 +155,9 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
   // Read again after the wait: a setting changed while this run waited applies to this cycle.
   const current = await fast.loadMailbox(mailboxId);
   if (!current.exists) return;
-  s.lastCycle = await runCycle(mailboxId, current.recordTypes, current.batchSize, s, () => s.paused || removed);
+  s.lastCycle = await runCycle(mailboxId, current.recordTypes, current.batchSize, s, () => s.paused || removed, () => (cycleFailing = true));
   syncing = false;
+  cycleFailing = false;
   windows = current.activeWindows;
   s.intervalSeconds = current.intervalSeconds;
   nextCycleAt = dueAt(current.intervalSeconds);
@@ -170,6 +174,7 @@ async function runCycle(
   batchSize: number,
   s: CarriedState,
   stopRequested: () => boolean,
+  failing: () => void,
 ): Promise<CycleSummary> {
   const { cycleId } = await fast.startCycle(mailboxId);
   s.workRemaining = false;
@@ -195,6 +200,7 @@ async function runCycle(
   } catch (err) {
     const reason = needsAttentionMessage(err);
     if (reason === undefined) throw err;
+    failing();
     s.needsAttentionReason = reason;
     return await fast.finishCycle({ mailboxId, cycleId, outcome: 'failed', detail: reason });
   }
