@@ -35,7 +35,7 @@ async function main(): Promise<number> {
     console.log(`embedded PostgreSQL for tests: ${pg.url}`);
   }
   try {
-    const args = ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files];
+    const args = ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=spec', ...files];
     const code = await new Promise<number>((resolve) => {
       const child = spawn(process.execPath, args, { stdio: 'inherit', env, cwd: root });
       child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0)));
