@@ -195,6 +195,23 @@ describe('Exchange adapter under faults', () => {
     });
   });
 
+  describe('folder and category from the policy', () => {
+    it('the default Contacts folder when the policy names none; a category colour from the policy', async () => {
+      const upn = 'plain@contoso.com';
+      await s.operator.createPolicy('plain', { contact: { folder: null, category: { name: 'From CRM', color: 'preset3' } } });
+      const owner = await s.addUser(upn, 'Plain Folder');
+      await sql`insert into crm.contacts (owner_id, first_name, last_name, email) values (${owner}, 'Dora', 'Default', 'dora@example.org')`.execute(s.db);
+      s.emulator.admin.createContact(upn, null, { givenName: 'Otto', surname: 'Outlook', emailAddresses: [{ address: 'otto@example.org' }] });
+      await s.operator.enroll(upn, { policy: 'plain' });
+      await syncUntilIdle(s, upn);
+      const inDefault = s.emulator.admin.listContacts(upn, 'Contacts');
+      assert.deepEqual(inDefault.map((c) => c.surname).sort(), ['Default', 'Outlook']);
+      assert.deepEqual(inDefault.find((c) => c.surname === 'Default')?.categories, ['From CRM']);
+      assert.deepEqual(s.emulator.admin.listCategories(upn).map((c) => [c.displayName, c.color]), [['From CRM', 'preset3']]);
+      assert.equal((await crmRows(s, owner)).length, 2);
+    });
+  });
+
   describe('batch size', () => {
     it('writes and pulls at most N items per cycle and type, carrying the rest to the next cycle', async () => {
       const owner = await s.addUser(SMALL, 'Small Batches');

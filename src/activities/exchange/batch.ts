@@ -123,12 +123,15 @@ export async function runBatched<K>(
   mailbox: string,
   items: Array<{ key: K; request: GraphSubRequest }>,
   onBatch: (outcomes: BatchOutcome<K>[]) => Promise<'stop' | void>,
+  /** Called right before a batch is sent (e.g. to count create attempts: only what is really sent). */
+  beforeBatch?: (keys: K[]) => Promise<void>,
 ): Promise<BatchRun<K>> {
   const gate = gateFor(mailbox);
   for (let i = 0; i < items.length; i += BATCH_LIMIT) {
     const chunk = items.slice(i, i + BATCH_LIMIT);
     const wait = gate.estimateWait(chunk.length);
     if (wait > MAX_IN_ACTIVITY_WAIT_MS) return { unsent: items.slice(i), waitMs: wait };
+    await beforeBatch?.(chunk.map((c) => c.key));
     const answers = await sendBatch(client, mailbox, chunk.map((c) => c.request));
     const outcomes = chunk.map((c, j) => ({ key: c.key, response: answers[j], ...(isSuccess(answers[j]) ? {} : { error: classifySubResponse(answers[j]) }) }));
     if ((await onBatch(outcomes)) === 'stop') return { unsent: items.slice(i + BATCH_LIMIT) };

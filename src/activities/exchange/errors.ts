@@ -2,7 +2,7 @@
  * The one place that decides what a Microsoft Graph error means for the sync. Everything else asks
  * `classifyGraphError` and acts on the kind, never on raw status codes.
  */
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
 import { MAILBOX_NEEDS_ATTENTION } from '../../domain/status';
 
 export type GraphErrorKind =
@@ -87,6 +87,8 @@ export function toActivityFailure(err: unknown, what: string, opts: { progressed
   const g = classifyGraphError(err);
   const msg = `${what}: Graph ${g.status} ${g.code || ''} ${g.message}`.replace(/\s+/g, ' ').trim();
   if (g.kind === 'mailbox') return ApplicationFailure.create({ message: msg, type: MAILBOX_NEEDS_ATTENTION, nonRetryable: true });
+  // Throttling is expected pacing, not a fault: BENIGN keeps it out of the worker's warnings and failure metrics.
+  if (g.kind === 'throttled') return ApplicationFailure.create({ message: msg, type: `Graph${g.status}`, nextRetryDelay: Math.max(1, g.retryAfterMs ?? 1000), category: ApplicationFailureCategory.BENIGN });
   if (g.retryAfterMs !== undefined) return ApplicationFailure.create({ message: msg, type: `Graph${g.status}`, nextRetryDelay: Math.max(1, g.retryAfterMs) });
   // An attempt that saved progress before failing retries soon: Temporal's backoff grows with every attempt
   // of the same activity, progress or not, and would otherwise reach minutes during a long faulty round.

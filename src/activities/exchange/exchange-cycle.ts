@@ -5,7 +5,7 @@
  * mailbox-activities.ts call these; Temporal retries them, and everything here is safe to run again.
  */
 import { randomUUID } from 'node:crypto';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
 import type { Transaction } from 'kysely';
 import type { Db } from '../../db/connection';
 import type { Database } from '../../db/schema';
@@ -46,9 +46,12 @@ class TransientFailures {
   count = 0;
   retryAfterMs: number | undefined;
   first: ClassifiedGraphError | undefined;
+  /** Only throttling (429, or the mailbox's own budget): expected pacing rather than a fault. */
+  onlyThrottled = true;
   add(e: ClassifiedGraphError): void {
     this.count++;
     this.first ??= e;
+    if (e.kind !== 'throttled') this.onlyThrottled = false;
     if (e.retryAfterMs !== undefined) this.retryAfterMs = Math.max(this.retryAfterMs ?? 0, e.retryAfterMs);
   }
   wait(ms: number): void {
@@ -58,6 +61,7 @@ class TransientFailures {
     this.count = 0;
     this.retryAfterMs = undefined;
     this.first = undefined;
+    this.onlyThrottled = true;
   }
   /**
    * The activity's failure: the largest Retry-After becomes Temporal's retry delay. Without one, an attempt that
@@ -67,7 +71,13 @@ class TransientFailures {
     const e = this.first;
     const message = `${what}: ${this.count} operation(s) met transient Graph errors${e ? ` (first: ${e.status} ${e.code} ${e.message})` : ''}; done ones are saved, the rest is retried`;
     const delay = this.retryAfterMs ?? (progressed ? PROGRESS_RETRY_MS : undefined);
-    return ApplicationFailure.create({ message, type: e ? `Graph${e.status}` : 'GraphBudget', ...(delay !== undefined ? { nextRetryDelay: Math.max(1, delay) } : {}) });
+    return ApplicationFailure.create({
+      message,
+      type: e ? `Graph${e.status}` : 'GraphBudget',
+      ...(delay !== undefined ? { nextRetryDelay: Math.max(1, delay) } : {}),
+      // Throttling and the mailbox's own budget are pacing: logged at debug level, not as failures.
+      ...(this.onlyThrottled ? { category: ApplicationFailureCategory.BENIGN } : {}),
+    });
   }
 }
 
@@ -488,9 +498,6 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
     }
     if (transient.count > 0) await new Promise((r) => setTimeout(r, Math.min(transient.retryAfterMs ?? 250 * 2 ** round, LONG_RETRY_AFTER_MS)));
     if (round > 0) transient.reset();
-    const toCreate = work.filter((w) => w.step === 'create').map((w) => w.op.id);
-    // Counted before sending: a create whose answer is lost is looked up next time instead of repeated.
-    await state.markAttempts(toCreate);
     const run = await runBatched(adapter.graph, upn, work.map((w) => ({ key: w, request: request(w) })), async (outs) => {
       let stop: 'stop' | void = undefined;
       for (const o of outs) stop = (await handle(o.key, o)) ?? stop;
@@ -504,9 +511,14 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
       }
       ctx.beat({ applied: result.applied, failed: result.failed });
       return stop;
+    }, async (keys) => {
+      // Counted just before sending: a create whose answer is lost is looked up next time instead of repeated.
+      const creates = keys.filter((w) => w.step === 'create');
+      await state.markAttempts(creates.map((w) => w.op.id));
+      for (const w of creates) w.op.attempts++;
     });
     if (attention) throw needsAttention(attention, what);
-    work = [...next.splice(0), ...run.unsent.map((u) => ({ ...u.key, step: u.key.step === 'create' && u.key.op.attempts > 0 ? ('find' as const) : u.key.step }))];
+    work = [...next.splice(0), ...run.unsent.map((u) => u.key)];
     if (run.waitMs !== undefined) {
       // The mailbox's request budget is spent: Temporal waits it out instead of this activity.
       transient.wait(run.waitMs);
