@@ -6,51 +6,16 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { GraphError, RetryHandlerOptions, type Client } from '@microsoft/microsoft-graph-client';
 import { Agent, fetch } from 'undici';
-import { graphConnection, type GraphConnection } from '../../src/activities/exchange/graph-client';
-import { EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET } from '../../src/config';
+import { type GraphConnection } from '../../src/activities/exchange/graph-client';
 import { startGraphEmulator, type GraphEmulator } from '../../src/emulator';
+import { connect, raw, graphError } from '../helpers/emulator-client';
 
 const UPN = 'alice@contoso.test';
 const CXSYNC_PROP = 'String {66f5a359-4659-4830-9070-00047ec6ac6e} Name cxsyncId';
 const noRetry = () => [new RetryHandlerOptions(0, 0)];
-
-function connect(emu: GraphEmulator, clientSecret = EMULATOR_CLIENT_SECRET): GraphConnection {
-  return graphConnection(
-    { baseUrl: emu.graphBaseUrl, authorityHost: emu.authorityHost, tenantId: emu.tenantId, clientId: EMULATOR_CLIENT_ID, clientSecret, usesEmulator: true },
-    emu.caCertPem,
-  );
-}
-
-/** Raw HTTPS, for what the client library hides (status headers, exact error bodies). */
-async function raw(emu: GraphEmulator, conn: GraphConnection, url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
-  const dispatcher = new Agent({ connect: { ca: [...tls.rootCertificates, emu.caCertPem] } });
-  try {
-    const res = await fetch(url.startsWith('http') ? url : emu.graphBaseUrl + url, {
-      method: init.method ?? 'GET',
-      headers: { Authorization: `Bearer ${await conn.getToken()}`, 'Content-Type': 'application/json', ...init.headers },
-      body: init.body,
-      dispatcher,
-    });
-    const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
-  } finally {
-    await dispatcher.close();
-  }
-}
-
-async function graphError(p: Promise<unknown>): Promise<GraphError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof GraphError, `expected a GraphError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected the request to fail');
-}
 
 type DeltaPage = { value: Array<Record<string, unknown>>; '@odata.nextLink'?: string; '@odata.deltaLink'?: string };
 

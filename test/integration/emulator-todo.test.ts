@@ -7,29 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { GraphError, type Client } from '@microsoft/microsoft-graph-client';
-import { graphConnection, type GraphConnection } from '../../src/activities/exchange/graph-client';
-import { EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET } from '../../src/config';
+import { type Client } from '@microsoft/microsoft-graph-client';
 import { startGraphEmulator, type GraphEmulator } from '../../src/emulator';
+import { connect, graphError } from '../helpers/emulator-client';
 
 const UPN = 'dave@contoso.test';
-
-function connect(emu: GraphEmulator): GraphConnection {
-  return graphConnection(
-    { baseUrl: emu.graphBaseUrl, authorityHost: emu.authorityHost, tenantId: emu.tenantId, clientId: EMULATOR_CLIENT_ID, clientSecret: EMULATOR_CLIENT_SECRET, usesEmulator: true },
-    emu.caCertPem,
-  );
-}
-
-async function graphError(p: Promise<unknown>): Promise<GraphError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof GraphError, `expected a GraphError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail('expected the request to fail');
-}
 
 type Item = Record<string, any>;
 type DeltaPage = { value: Item[]; '@odata.nextLink'?: string; '@odata.deltaLink'?: string };
