@@ -1,26 +1,8 @@
 /** The `cxsync` command as an operator runs it: exit codes, one-line errors, JSON status. */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
+import { cxsync, oneLine } from '../helpers/cli';
 import { freePort, startStack, type Stack } from '../helpers/stack';
-
-const ROOT = path.resolve(__dirname, '..', '..');
-
-function cxsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(ROOT, 'bin', 'cxsync.js'), ...args], { cwd: ROOT, env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-function oneLine(stderr: string): string {
-  const lines = stderr.split('\n').filter((l) => l.trim() && !l.startsWith('npm warn'));
-  assert.equal(lines.length, 1, `exactly one line on stderr, got:\n${stderr}`);
-  assert.doesNotMatch(lines[0], /^\s+at /);
-  return lines[0];
-}
 
 describe('cxsync CLI', () => {
   let s: Stack;
