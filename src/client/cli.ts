@@ -101,7 +101,7 @@ function formatDryRun(r: DryRunResult, all: boolean): string {
 
 export function buildProgram(): Command {
   const program = new Command('cxsync')
-    .description('Two-way sync of CRM contacts with Exchange Online mailboxes, on Temporal.\nConfiguration comes from environment variables (see README.md, "Configuration").')
+    .description('Two-way sync of CRM contacts, calendar events and tasks with Exchange Online mailboxes, on Temporal.\nConfiguration comes from environment variables (see README.md, "Configuration").')
     .showHelpAfterError('(run cxsync --help for usage)')
     .exitOverride();
 
