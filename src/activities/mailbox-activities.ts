@@ -12,7 +12,7 @@ import type { Database } from '../db/schema';
 import { SyncStore, type NewOperation, type OperationRow } from '../db/sync-store';
 import { PolicyStore } from '../db/policy-store';
 import { planCycle } from '../domain/planning';
-import { BUILTIN_POLICY, markingCategory, typePolicy, type Policy } from '../domain/policy';
+import { BUILTIN_POLICY, crmScopeFor, markingCategory, typePolicy, type CrmScope, type Policy } from '../domain/policy';
 import type { MappingState } from '../domain/reconcile';
 import { activeWindows, isValidTimeZone } from '../domain/schedule';
 import { emptyTypeSummary, MAILBOX_NEEDS_ATTENTION, RECORD_TYPES, type CycleSummary, type RecordType, type TypeSummary } from '../domain/status';
@@ -43,6 +43,8 @@ export interface TypeSyncSettings {
   defaultContainer?: boolean;
   /** Contacts only: the contact class given to contacts created in the CRM (null: none). */
   contactClass?: string | null;
+  /** Which CRM records the type's feed reads (the policy's filter "all" / "workgroup", else the user's own). */
+  crmScope: CrmScope;
 }
 
 export interface ActivityDeps {
@@ -82,6 +84,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       batchSize: policy.batchSize ?? settings.batchSize,
       defaultContainer: t.folder === null,
       ...('contactClass' in t ? { contactClass: t.contactClass } : {}),
+      crmScope: crmScopeFor(policy, recordType),
     };
   }
 
@@ -168,7 +171,8 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       const m = await mailboxOrFail(mailboxId);
       const cursor = await store.getCursor(mailboxId, recordType);
       if (cursor.pending_crm_watermark) return { pulled: 0 };
-      const page = await adapterFor(recordType).crmChanges({ ownerId: m.crm_user_id, mailboxId, after: cursor.crm_watermark });
+      const { crmScope } = await typeSettings(mailboxId, recordType);
+      const page = await adapterFor(recordType).crmChanges({ ownerId: m.crm_user_id, mailboxId, after: cursor.crm_watermark, scope: crmScope });
       await deps.db.transaction().execute(async (tx) => {
         await store.stage(
           tx,
@@ -291,7 +295,8 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         if (op.side === 'crm') {
           if (op.kind === 'create') {
             // The sync id doubles as the CRM id, so a retried create is a no-op.
-            await adapter.createInCrm(tx, mailboxId, op.sync_id, m.crm_user_id, p.record);
+            // Created from Exchange: owned by the mailbox's user whatever the feed's scope; contacts get the policy's class.
+            await adapter.createInCrm(tx, mailboxId, op.sync_id, m.crm_user_id, p.record, ts.contactClass !== undefined ? { contactClass: ts.contactClass } : undefined);
             await store.upsertMapping(tx, {
               mailbox_id: mailboxId, record_type: recordType, crm_id: op.sync_id, exchange_id: op.exchange_id!, sync_id: op.sync_id,
               crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: p.exchangeChangeKey ?? null,

@@ -19,7 +19,7 @@ import type { Db } from '../db/connection';
 import { PolicyStore } from '../db/policy-store';
 import { SyncStore } from '../db/sync-store';
 import { planCycle, type PlanNote, type StagedItem } from '../domain/planning';
-import { typePolicy } from '../domain/policy';
+import { crmScopeFor, typePolicy } from '../domain/policy';
 import type { ConflictRecord, HeldDeletes, Operation, SkippedItem } from '../domain/reconcile';
 import { RECORD_TYPES, type RecordType } from '../domain/status';
 import { OperatorError } from './operator';
@@ -99,7 +99,7 @@ export async function dryRun(db: Db, adapters: Partial<Record<RecordType, Record
 
     // CRM, read-only after the saved watermark.
     const after = cursor.pending_crm_watermark ?? cursor.crm_watermark;
-    const feed = await adapter.crmChanges({ ownerId: m.crm_user_id, mailboxId, after });
+    const feed = await adapter.crmChanges({ ownerId: m.crm_user_id, mailboxId, after, scope: crmScopeFor(policy, recordType) });
     const crmFresh: StagedItem[] = feed.changes.map((c) => ({ id: c.id, removed: c.removed, changeKey: null, payload: c.payload ? { ...c.payload, updatedAt: c.updatedAt } : null }));
 
     const toItem = (r: Awaited<ReturnType<SyncStore['staged']>>[number]): StagedItem => ({ id: r.external_id, removed: r.removed, changeKey: r.change_key, payload: r.payload });

@@ -146,6 +146,8 @@ export interface CrmContactTable {
   postal_code: string | null;
   country: string | null;
   notes: string | null;
+  /** Contact class given by the sync to contacts it imported from Exchange (policy contact.contactClass); not synced. */
+  contact_class: Generated<string | null>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
   deleted_at: Date | null;

@@ -31,24 +31,32 @@ export const DEFAULT_POLICY_NAME = 'default';
 export const POLICY_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 /**
- * Filters each record type can honour today, refused rather than ignored otherwise. The CRM change feeds read
- * the items the user owns, so "all" and "workgroup" cannot be served yet; "matching-crm" matches contacts by
- * email, while matching events and tasks by their attendees' CRM records is not built yet.
+ * Filters each record type can honour today, refused rather than ignored otherwise. Contacts: the CRM contact
+ * feed reads a scope (crmScopeFor): the user's own contacts, every contact ("all"), or those of the user's
+ * workgroup; "matching-crm" matches contacts by email. Events and tasks: their CRM feeds read the items the user
+ * owns (the event feed also re-enters items by window and reads attendees), so "all" and "workgroup" stay
+ * refused there, as does "matching-crm" (matching by the attendees' CRM records is not built yet).
  */
 export const SUPPORTED_FILTERS: Record<PolicyRecordType, readonly Filter[]> = {
-  contact: ['owned', 'matching-crm', 'category'],
+  contact: ['all', 'owned', 'workgroup', 'matching-crm', 'category'],
   event: ['owned', 'category'],
   task: ['owned', 'category'],
 };
 
+/**
+ * Which CRM records a type's feed reads: the user's own ("owned"), every one whoever owns it ("all"), or those
+ * owned by any CRM user of the user's workgroup ("workgroup"; a user without a workgroup: only their own).
+ */
+export type CrmScope = 'owned' | 'all' | 'workgroup';
+
+/** The CRM feed scope of a type's policy: its filter when that is "all" or "workgroup", else the user's own records. */
+export function crmScopeFor(policy: Policy, recordType: string): CrmScope {
+  const f = typePolicy(policy, recordType).filter;
+  return f === 'all' || f === 'workgroup' ? f : 'owned';
+}
+
 /** Marks a refinement whose message should end with the value it got. */
 const SHOW_VALUE = { showValue: true };
-
-/**
- * Whether the CRM behind cxsync stores a contact class (Acumatica's "contact class for imported contacts"). The
- * built-in CRM does not; a CRM store that does sets this and reads TypeSyncSettings.contactClass on create.
- */
-export const CRM_HAS_CONTACT_CLASSES = false;
 
 const enumOf = <T extends readonly [string, ...string[]]>(values: T) => z.enum(values as unknown as [T[number], ...T[number][]]);
 
@@ -92,7 +100,7 @@ const contactSection = z
     ...typeSection({ folder: 'VContacts' }),
     /** Link a new Exchange contact to a new CRM contact with the same email instead of copying each across. */
     mergeByEmail: z.boolean().default(true),
-    /** Contact class given to contacts imported into the CRM; null for none. */
+    /** Contact class given to contacts cxsync creates in the CRM from Exchange (crm.contacts.contact_class); null for none. Not a synced field. */
     contactClass: z.string().trim().min(1, 'must not be empty').max(100).nullable().default(null),
   })
   .strict()
@@ -183,9 +191,6 @@ export const policySchema = z
   })
   .strict()
   .superRefine((p, ctx) => {
-    if (p.contact.contactClass !== null && !CRM_HAS_CONTACT_CLASSES) {
-      ctx.addIssue({ code: 'custom', path: ['contact', 'contactClass'], message: 'cannot be applied: the built-in CRM has no contact classes; leave it null' });
-    }
     for (const t of POLICY_RECORD_TYPES) {
       const s = p[t];
       if (!SUPPORTED_FILTERS[t].includes(s.filter)) {

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   BUILTIN_POLICY,
+  crmScopeFor,
   logs,
   markingCategory,
   outOfScope,
@@ -74,7 +75,8 @@ describe('policy: validation names the field and what it accepts', () => {
     ['conflict rule', { contact: { conflict: 'crm' } }, 'contact.conflict must be one of crm-wins, exchange-wins, keep-both, newest-wins (got "crm")'],
     ['delete rule', { event: { deleteVsUpdate: 'x' } }, 'event.deleteVsUpdate must be one of crm-master, exchange-master, delete-wins, keep-updated (got "x")'],
     ['filter', { contact: { filter: 'mine' } }, 'contact.filter must be one of all, owned, workgroup, matching-crm, category (got "mine")'],
-    ['unsupported filter', { contact: { filter: 'workgroup' } }, 'contact.filter "workgroup" is not available for contacts yet (the CRM contact feed reads the items the user owns); use one of owned, matching-crm, category'],
+    ['workgroup for events', { event: { filter: 'workgroup' } }, 'event.filter "workgroup" is not available for events yet (the CRM event feed reads the items the user owns); use one of owned, category'],
+    ['all for tasks', { task: { filter: 'all' } }, 'task.filter "all" is not available for tasks yet (the CRM task feed reads the items the user owns); use one of owned, category'],
     ['matching-crm for events', { event: { filter: 'matching-crm' } }, 'event.filter "matching-crm" is not available for events yet (events are not matched to CRM records yet); use one of owned, category'],
     ['category colour', { category: { name: 'CRM', color: 'blue' } }, /^category\.color must be one of preset0, preset1, .*preset24 \(got "blue"\)$/],
     ['empty category name', { category: { name: ' ', color: 'preset1' } }, 'category.name must not be empty (got " ")'],
@@ -98,7 +100,9 @@ describe('policy: validation names the field and what it accepts', () => {
     ['body rule', { fieldLimits: { body: 'drop' } }, 'fieldLimits.body must be one of truncate, skip (got "drop")'],
     ['guard share', { massDeleteGuard: { share: 2 } }, 'massDeleteGuard.share must be at most 1 (got 2)'],
     ['folder', { contact: { folder: '' } }, 'contact.folder must not be empty; use null for the default folder (got "")'],
-    ['contact class (the built-in CRM has none)', { contact: { contactClass: 'Lead' } }, 'contact.contactClass cannot be applied: the built-in CRM has no contact classes; leave it null'],
+    ['empty contact class', { contact: { contactClass: ' ' } }, 'contact.contactClass must not be empty (got " ")'],
+    ['contact class too long', { contact: { contactClass: 'x'.repeat(101) } }, 'contact.contactClass must be at most 100 characters long'],
+    ['contact class type', { contact: { contactClass: 7 } }, 'contact.contactClass must be a string (got 7)'],
   ];
   for (const [what, doc, message] of cases) {
     it(what, () => {
@@ -116,6 +120,13 @@ describe('policy: validation names the field and what it accepts', () => {
     assert.match(invalid({ task: { statusMap: { crmToExchange: { Done: 'completed' }, exchangeToCrm: { completed: 'Completed' } } } }), /^task\.statusMap "Done" is not a CRM task status \(Draft, Open, /);
     assert.match(invalid({ task: { statusMap: { crmToExchange: { Open: 'notStarted' }, exchangeToCrm: {} } } }), /^task\.statusMap CRM Open becomes notStarted in Exchange, but notStarted does not map back to a CRM status$/);
     assert.equal(invalid({ task: { statusMap: { crmToExchange: {} } } }), 'task.statusMap.exchangeToCrm is required');
+  });
+
+  it('contacts accept the filters all and workgroup, and a contact class', () => {
+    assert.equal(valid({ contact: { filter: 'all' } }).contact.filter, 'all');
+    assert.equal(valid({ contact: { filter: 'workgroup' } }).contact.filter, 'workgroup');
+    assert.equal(valid({ contact: { contactClass: ' Lead ' } }).contact.contactClass, 'Lead', 'trimmed');
+    assert.equal(valid({ contact: { contactClass: null } }).contact.contactClass, null);
   });
 
   it('several problems are reported together, on one line', () => {
@@ -143,6 +154,14 @@ describe('policy: what the options mean', () => {
     assert.equal(reconcilePolicyFor(valid({ contact: { mergeByEmail: false } }), 'contact').mergeByEmail, false);
     assert.equal(reconcilePolicyFor(BUILTIN_POLICY, 'event').mergeByEmail, false, 'merge by email is a contact setting');
     assert.equal(reconcilePolicyFor(valid({ contact: { filter: 'matching-crm', mergeByEmail: false } }), 'contact').mergeByEmail, true, 'matching-crm matches by email');
+  });
+
+  it('crmScopeFor: the CRM feed reads all or the workgroup’s contacts with those filters, the user’s own otherwise', () => {
+    for (const [filter, scope] of [['all', 'all'], ['workgroup', 'workgroup'], ['owned', 'owned'], ['category', 'owned'], ['matching-crm', 'owned']] as const) {
+      assert.equal(crmScopeFor(valid({ contact: { filter } }), 'contact'), scope, filter);
+    }
+    assert.equal(crmScopeFor(BUILTIN_POLICY, 'event'), 'owned');
+    assert.equal(crmScopeFor(valid({ task: { filter: 'category' } }), 'task'), 'owned');
   });
 
   it('typePolicy refuses an unknown record type', () => {

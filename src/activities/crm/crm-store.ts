@@ -4,6 +4,7 @@
  * and creates are idempotent on the id the sync chose.
  */
 import type { CrmContactFields } from '../../domain/contact';
+import type { CrmScope } from '../../domain/policy';
 
 export interface CrmUser {
   id: string;
@@ -15,7 +16,7 @@ export interface CrmUser {
 
 export interface CrmContactChange {
   id: string;
-  /** Deleted, or no longer owned by the mailbox's user. */
+  /** Deleted, or no longer in the feed's scope (owned by the mailbox's user, their workgroup, …). */
   removed: boolean;
   fields: CrmContactFields | null;
   updatedAt: string;
@@ -31,5 +32,6 @@ export interface CrmFeedPage {
 export interface CrmStore {
   findUserByEmail(email: string): Promise<CrmUser | undefined>;
   getUser(id: string): Promise<CrmUser | undefined>;
-  contactChanges(args: { ownerId: string; mailboxId: string; after: string | null }): Promise<CrmFeedPage>;
+  /** `scope` (default 'owned'): which contacts are in scope besides those already linked (domain/policy.ts CrmScope). */
+  contactChanges(args: { ownerId: string; mailboxId: string; after: string | null; scope?: CrmScope }): Promise<CrmFeedPage>;
 }

@@ -2,6 +2,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../db/schema';
 import type { CrmContactFields } from '../../domain/contact';
+import type { CrmScope } from '../../domain/policy';
 import type { CrmContactChange, CrmFeedPage, CrmStore, CrmUser } from './crm-store';
 
 type Exec = Kysely<Database> | Transaction<Database>;
@@ -19,6 +20,21 @@ function pickFields(row: Record<string, unknown>): CrmContactFields {
 
 function toUser(r: { id: string; email: string; display_name: string; workgroup: string | null; time_zone: string }): CrmUser {
   return { id: r.id, email: r.email, displayName: r.display_name, workgroup: r.workgroup, timeZone: r.time_zone };
+}
+
+/** Whether contact `c` is in the feed's scope for the user `ownerId`. */
+function inScope(scope: CrmScope, ownerId: string) {
+  switch (scope) {
+    case 'all':
+      return sql<boolean>`true`;
+    case 'workgroup':
+      // Owned by the user, or by anyone sharing the user's (non-null) workgroup.
+      return sql<boolean>`(c.owner_id = ${ownerId}::uuid or c.owner_id in (
+        select w.id from crm.users w join crm.users me on me.id = ${ownerId}::uuid
+        where me.workgroup is not null and w.workgroup = me.workgroup))`;
+    case 'owned':
+      return sql<boolean>`(c.owner_id = ${ownerId}::uuid)`;
+  }
 }
 
 /** Marks the current transaction's CRM writes as made by this mailbox's sync (read by the crm.stamp_change trigger). */
@@ -43,21 +59,27 @@ export class PostgresCrmStore implements CrmStore {
    * Contacts changed since `after`, ordered by transaction id. Reading only below the oldest transaction
    * still running (pg_snapshot_xmin) makes the feed commit-order safe: everything below it has finished, so
    * a late commit can never land behind the watermark.
+   *
+   * `scope` says which contacts are in: the user's own ('owned', the default), every live contact ('all'), or
+   * those owned by any CRM user in the user's workgroup ('workgroup'; a user without a workgroup: their own).
+   * Contacts already linked to this mailbox are read too, whatever their owner, so one that leaves the scope
+   * (reassigned to someone outside it) arrives as a removal. Scope is judged when a contact changes: a user
+   * moving to another workgroup does not re-scope contacts until they change.
    */
-  async contactChanges({ ownerId, mailboxId, after }: { ownerId: string; mailboxId: string; after: string | null }): Promise<CrmFeedPage> {
+  async contactChanges({ ownerId, mailboxId, after, scope = 'owned' }: { ownerId: string; mailboxId: string; after: string | null; scope?: CrmScope }): Promise<CrmFeedPage> {
     const hi = await sql<{ xmin: string }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(this.db);
     const upper = hi.rows[0].xmin;
     const lower = after ?? '0';
     const rows = await sql<Record<string, unknown>>`
-      select c.*, (c.owner_id = ${ownerId}::uuid) as owned, to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_iso
+      select c.*, ${inScope(scope, ownerId)} as in_scope, to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_iso
       from crm.contacts c
       where c.change_txid >= ${lower}::xid8 and c.change_txid < ${upper}::xid8
         and c.changed_by is distinct from ${mailboxId}
-        and (c.owner_id = ${ownerId}::uuid or exists (
+        and (${inScope(scope, ownerId)} or exists (
           select 1 from sync.mapping m where m.mailbox_id = ${mailboxId} and m.record_type = 'contact' and m.crm_id = c.id::text))
       order by c.change_txid, c.id`.execute(this.db);
     const changes: CrmContactChange[] = rows.rows.map((r) => {
-      const removed = r.deleted_at != null || !r.owned;
+      const removed = r.deleted_at != null || !r.in_scope;
       return { id: String(r.id), removed, fields: removed ? null : pickFields(r), updatedAt: String(r.updated_iso) };
     });
     return { changes, watermark: upper };
@@ -66,10 +88,13 @@ export class PostgresCrmStore implements CrmStore {
 
 /** Writes made by the sync, inside the caller's transaction so the mapping and operation status commit with them. */
 export const crmContactWrites = {
-  /** Idempotent on `id`: a retried create finds its first attempt. Returns false when the row already existed. */
-  async create(tx: Exec, mailboxId: string, id: string, ownerId: string, fields: CrmContactFields): Promise<boolean> {
+  /**
+   * Idempotent on `id`: a retried create finds its first attempt. Returns false when the row already existed.
+   * `contactClass`: set on the new contact (the policy's contact.contactClass); not a synced field.
+   */
+  async create(tx: Exec, mailboxId: string, id: string, ownerId: string, fields: CrmContactFields, contactClass: string | null = null): Promise<boolean> {
     await asWriter(tx, mailboxId);
-    const r = await tx.insertInto('crm.contacts').values({ id, owner_id: ownerId, ...fields }).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
+    const r = await tx.insertInto('crm.contacts').values({ id, owner_id: ownerId, ...fields, contact_class: contactClass }).onConflict((oc) => oc.column('id').doNothing()).executeTakeFirst();
     return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
   },
   async update(tx: Exec, mailboxId: string, id: string, fields: CrmContactFields): Promise<boolean> {

@@ -10,6 +10,7 @@ import type { Client } from '@microsoft/microsoft-graph-client';
 import type { Transaction } from 'kysely';
 import type { Database } from '../../db/schema';
 import type { RecordParser } from '../../domain/planning';
+import type { CrmScope } from '../../domain/policy';
 import type { Result } from '../../domain/result';
 import type { RecordType } from '../../domain/status';
 import type { GraphSubRequest } from '../exchange/batch';
@@ -105,11 +106,16 @@ export interface RecordTypeAdapter<R> extends RecordParser<R> {
    */
   afterWrite?(upn: string, containerId: string, item: ExchangeItem, record: R, kind: 'create' | 'update'): Promise<ExchangeItem>;
 
-  crmChanges(args: { ownerId: string; mailboxId: string; after: string | null }): Promise<{ changes: CrmFeedItem[]; watermark: string }>;
+  /**
+   * CRM changes after the watermark: records in `scope` (default 'owned': those `ownerId` owns) and records
+   * linked to the mailbox (one that left the scope arrives as removed). Events and tasks serve 'owned' only
+   * (the policy refuses the other filters for them).
+   */
+  crmChanges(args: { ownerId: string; mailboxId: string; after: string | null; scope?: CrmScope }): Promise<{ changes: CrmFeedItem[]; watermark: string }>;
   /** Which of these CRM ids name a live (not deleted) record. */
   crmExisting(ids: string[]): Promise<Set<string>>;
-  /** Idempotent on `id` (the sync id). */
-  createInCrm(tx: Transaction<Database>, mailboxId: string, id: string, ownerId: string, record: R): Promise<void>;
+  /** Idempotent on `id` (the sync id). `opts.contactClass`: contacts only, the class the new contact gets. */
+  createInCrm(tx: Transaction<Database>, mailboxId: string, id: string, ownerId: string, record: R, opts?: { contactClass?: string | null }): Promise<void>;
   /** False when the CRM record no longer exists. */
   updateInCrm(tx: Transaction<Database>, mailboxId: string, id: string, record: R): Promise<boolean>;
   deleteInCrm(tx: Transaction<Database>, mailboxId: string, id: string): Promise<void>;

@@ -1,4 +1,4 @@
-/** Contacts: CRM contacts owned by the user ⇄ Outlook contacts in the mailbox's contact folder. */
+/** Contacts: CRM contacts in the policy's scope (owned by the user, their workgroup's, or all) ⇄ Outlook contacts in the mailbox's contact folder. */
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema';
 import {
@@ -92,8 +92,8 @@ export function contactsAdapter(db: Kysely<Database>, api: ContactsApi): RecordT
       return live;
     },
     fromCrm: (payload) => fromCrmContact(payload as Partial<CrmContactFields>),
-    async createInCrm(tx, mailboxId, id, ownerId, record) {
-      await crmContactWrites.create(tx, mailboxId, id, ownerId, toCrmContact(record));
+    async createInCrm(tx, mailboxId, id, ownerId, record, opts) {
+      await crmContactWrites.create(tx, mailboxId, id, ownerId, toCrmContact(record), opts?.contactClass ?? null);
     },
     updateInCrm: (tx, mailboxId, id, record) => crmContactWrites.update(tx, mailboxId, id, toCrmContact(record)),
     deleteInCrm: (tx, mailboxId, id) => crmContactWrites.delete(tx, mailboxId, id),

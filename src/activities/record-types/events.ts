@@ -287,7 +287,8 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
     fromExchange: (payload) => fromGraphEvent(payload as GraphEvent),
     exchangeModifiedAt: (payload) => payload.lastModifiedDateTime as string | undefined,
 
-    async crmChanges({ ownerId, mailboxId, after }) {
+    async crmChanges({ ownerId, mailboxId, after, scope }) {
+      if (scope && scope !== 'owned') throw new Error(`the CRM event feed serves the user's own events only (scope ${scope})`);
       const w = await windowDays(mailboxId);
       const page = await crm.changes({
         ownerId,

@@ -114,7 +114,8 @@ export function tasksAdapter(db: Kysely<Database>, api: TodoApi): RecordTypeAdap
     fromExchange: (payload) => fromGraphTask(payload as GraphTask, { userZone: (payload.cxsyncUserZone as string | undefined) ?? undefined }),
     exchangeModifiedAt: (payload) => payload.lastModifiedDateTime as string | undefined,
 
-    async crmChanges({ ownerId, mailboxId, after }) {
+    async crmChanges({ ownerId, mailboxId, after, scope }) {
+      if (scope && scope !== 'owned') throw new Error(`the CRM task feed serves the user's own tasks only (scope ${scope})`);
       const page = await crm.changes({ ownerId, mailboxId, after, statusMap: await statusMap(mailboxId) });
       return { changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, payload: c.payload, updatedAt: c.updatedAt })), watermark: page.watermark };
     },

@@ -7,12 +7,14 @@ import * as m0001 from './0001_initial';
 import * as m0002 from './0002_policies';
 import * as m0003 from './0003_events_tasks';
 import * as m0004 from './0004_exchange';
+import * as m0005 from './0005_contact_class';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_policies': m0002,
   '0003_events_tasks': m0003,
   '0004_exchange': m0004,
+  '0005_contact_class': m0005,
 };
 
 export const migrationProvider: MigrationProvider = {
