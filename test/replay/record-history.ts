@@ -1,7 +1,8 @@
 /**
  * Records a history of the mailbox workflow from a real run (real Temporal dev server, PostgreSQL, emulator,
  * worker) for the replay test. Run it after a deliberate, patched() change to the workflow and commit the result:
- *   DATABASE_URL=postgres://… TEMPORAL_CLI_PATH=… npx tsx test/replay/record-history.ts
+ *   DATABASE_URL=postgres://… TEMPORAL_CLI_PATH=… npx tsx test/replay/record-history.ts [name]
+ * (writes test/replay/histories/<name>.json; default mailbox-first-cycle).
  * The history covers enrolment, one cycle that writes both ways, a pause, a resume and continue-as-new.
  */
 import fs from 'node:fs';
@@ -28,7 +29,7 @@ async function main(): Promise<void> {
     const first = s.temporal.client.workflow.getHandle(mailboxWorkflowId(upn), firstRunId);
     await eventually(async () => (await first.describe()).status.name, (n) => n === 'CONTINUED_AS_NEW', { what: 'continue-as-new' });
     const history = await first.fetchHistory();
-    const out = path.join(__dirname, 'histories', 'mailbox-first-cycle.json');
+    const out = path.join(__dirname, 'histories', `${process.argv[2] ?? 'mailbox-first-cycle'}.json`);
     // The SDK's own JSON form (as the Temporal CLI and UI export it), which historyFromJSON reads back.
     fs.writeFileSync(out, historyToJSON(history));
     console.log(`wrote ${out} (${history.events?.length} events)`);
