@@ -103,6 +103,34 @@ describe('412: the user edits between plan and apply', () => {
     assert.equal(patches.length, 2, 'one 412, one write on the new change key');
   });
 
+  it('an item deleted after planning: the 404 is recorded as the deletion it is, and the next cycle applies the delete-vs-update rule', async () => {
+    await sql`insert into crm.contacts (owner_id, first_name, last_name, email, job_title) values (${owner}, 'Zora', 'Synced', 'z@example.org', 'Start')`.execute(s.db);
+    await cycle(); // export
+    await cycle(); // its echo
+    const gone = exchange('z@example.org');
+    await sql`update crm.contacts set job_title = 'Edited in CRM' where email = 'z@example.org'`.execute(s.db);
+    const first = await cycle(() => {
+      s.emulator.admin.deleteContact(UPN, gone.id);
+    });
+    const op = await sql<{ status: string; error: string }>`select status, error from sync.operation where cycle_id = ${first.cycleId} and side = 'exchange'`.execute(s.db);
+    assert.deepEqual(op.rows.map((r) => r.status), ['skipped']);
+    assert.match(op.rows[0].error, /^replan:.*deleted after planning/);
+    // Kept for the next plan whether or not Exchange's delta ever reports the deletion.
+    const kept = await sql<{ side: string; removed: boolean; external_id: string }>`select side, removed, external_id from sync.staged_change where mailbox_id = ${UPN} order by side`.execute(s.db);
+    assert.deepEqual(kept.rows.map((r) => [r.side, r.removed]), [['crm', false], ['exchange', true]]);
+    assert.equal(kept.rows[1].external_id, gone.id);
+    assert.equal(first.committed.workRemaining, true);
+
+    const second = await cycle();
+    const conflict = await sql<{ rule: string; outcome: string }>`select rule, outcome from sync.conflict where cycle_id = ${second.cycleId}`.execute(s.db);
+    assert.equal(conflict.rows[0].rule, 'delete-vs-update: keep-updated');
+    const back = exchange('z@example.org');
+    assert.notEqual(back.id, gone.id, 'recreated (the default rule keeps the updated version)');
+    assert.equal(back.jobTitle, 'Edited in CRM');
+    assert.equal(s.emulator.admin.listContacts(UPN, 'VContacts').filter((c) => emailOf(c) === 'z@example.org').length, 1);
+    assert.equal(second.committed.workRemaining, false, 'settled: no update re-sent to a deleted item every cycle');
+  });
+
   it('the workflow takes over again and finds nothing left to do', async () => {
     await s.operator.resume(UPN);
     const st = await s.operator.syncNow(UPN, { wait: true, timeoutMs: 60_000 });

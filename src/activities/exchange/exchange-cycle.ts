@@ -403,6 +403,13 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
     });
     result.replanned++;
   };
+  // Exchange never reports the deletion of an item its delta had not yet returned (one cxsync created and the
+  // user deleted before the next round): record the deletion ourselves, so the next plan applies the
+  // delete-vs-update rule instead of re-sending an update that can only answer 404 (a loop every cycle).
+  const goneFromExchange = async (op: OperationRow) => {
+    effects.push((tx) => store.stage(tx, mailboxId, recordType, 'exchange', [{ externalId: op.exchange_id!, removed: true, changeKey: null, payload: null }]));
+    await replan(op, 'the Exchange item was deleted after planning');
+  };
 
   // ---- requests ----
   const ifMatchKey = (op: OperationRow) => payload(op).exchangeChangeKey ?? mappings.get(op.crm_id ?? '')?.exchange_change_key ?? null;
@@ -454,7 +461,7 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
           next.push({ op, step: 'reread' });
           return;
         }
-        if (e.kind === 'not-found') return void (await replan(op, 'the Exchange item was deleted after planning'));
+        if (e.kind === 'not-found') return void (await goneFromExchange(op));
         return void (await itemFailed(op, e));
       case 'delete':
       case 'retry-delete':
@@ -468,7 +475,7 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
       case 'reread': {
         if (e?.kind === 'not-found') {
           if (op.kind === 'delete') return void (await done(op));
-          return void (await replan(op, 'the Exchange item was deleted after planning'));
+          return void (await goneFromExchange(op));
         }
         if (e) return void (await itemFailed(op, e));
         const it = adapter.itemOf(o.response.body);
