@@ -12,11 +12,10 @@ import { z } from 'zod';
 import { fail, ok, type Result } from './result';
 import { isValidTimeZone, parseHhMm, WEEKDAYS } from './schedule';
 import { validateTaskStatusMap, type TaskStatusMap } from './task';
-import type { ReconcilePolicy, Side } from './reconcile';
+import { CONFLICT_RULES, DELETE_RULES, DIRECTIONS, type ReconcilePolicy, type Side } from './reconcile';
 
-export const DIRECTIONS = ['both', 'crm-to-exchange', 'exchange-to-crm'] as const;
-export const CONFLICT_RULES = ['crm-wins', 'exchange-wins', 'keep-both', 'newest-wins'] as const;
-export const DELETE_RULES = ['crm-master', 'exchange-master', 'delete-wins', 'keep-updated'] as const;
+// The rule names belong to the reconciler, which gives them their meaning.
+export { CONFLICT_RULES, DELETE_RULES, DIRECTIONS } from './reconcile';
 export const FILTERS = ['all', 'owned', 'workgroup', 'matching-crm', 'category'] as const;
 export const LOG_LEVELS = ['none', 'default', 'informational', 'verbose'] as const;
 export const BODY_RULES = ['truncate', 'skip'] as const;

@@ -38,9 +38,12 @@ export interface MappingState {
   exchangeChangeKey: string | null;
 }
 
-export type Direction = 'both' | 'crm-to-exchange' | 'exchange-to-crm';
-export type ConflictRule = 'crm-wins' | 'exchange-wins' | 'newest-wins' | 'keep-both';
-export type DeleteRule = 'crm-master' | 'exchange-master' | 'delete-wins' | 'keep-updated';
+export const DIRECTIONS = ['both', 'crm-to-exchange', 'exchange-to-crm'] as const;
+export const CONFLICT_RULES = ['crm-wins', 'exchange-wins', 'keep-both', 'newest-wins'] as const;
+export const DELETE_RULES = ['crm-master', 'exchange-master', 'delete-wins', 'keep-updated'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
+export type ConflictRule = (typeof CONFLICT_RULES)[number];
+export type DeleteRule = (typeof DELETE_RULES)[number];
 
 export type WriteKind = 'create' | 'update' | 'delete';
 

@@ -36,7 +36,7 @@ import {
 import { GraphHttpError, badRequest, notFound } from './errors';
 import { appliedHeader, badValue, checkIfMatch, methodNotAllowed, noResource, ok, pageOf, parseDateTimeTimeZone, preferences, unknownProperty, type Prefs } from './outlook-common';
 import type { GraphContext, GraphRequest, GraphResponse } from './graph';
-import { parseExpand, parseItemFilter, parseSelect } from './query';
+import { parseExpand, parseItemFilter, parseSelect, selectAndExpand } from './query';
 import { parseRecurrence } from './recurrence';
 import type { ExtendedProperty, Mailbox, Store } from './store';
 import { handleTodo } from './todo';
@@ -378,19 +378,7 @@ export function renderInstance(mb: Mailbox, inst: Instance, opts: RenderOptions)
     onlineMeeting: null,
   });
   if (inst.originalStartInstant !== undefined) full.originalStart = formatInstant(inst.originalStartInstant);
-  let out = full;
-  if (opts.select) {
-    out = { '@odata.etag': full['@odata.etag'], id: inst.id };
-    for (const s of opts.select) if (s in full) out[s] = full[s];
-  }
-  if (opts.expandExt) {
-    const wanted = opts.expandExt;
-    const props = Object.entries(ev.ext)
-      .filter(([k]) => wanted === '*' || wanted.includes(k))
-      .map(([, p]) => ({ id: p.id, value: p.value }));
-    if (props.length) out.singleValueExtendedProperties = props;
-  }
-  return out;
+  return selectAndExpand(full, full, ev.ext, opts);
 }
 
 const KNOWN_SELECT = new Set([

@@ -1,6 +1,7 @@
 /** microsoft.graph.contact as Graph validates and renders it. */
 import { badRequest, GraphHttpError } from './errors';
 import type { ExtendedProperty, StoredItem } from './store';
+import { selectAndExpand } from './query';
 
 const STRING_FIELDS = [
   'birthday', 'fileAs', 'displayName', 'givenName', 'initials', 'middleName', 'nickName', 'surname', 'title',
@@ -135,19 +136,7 @@ export function renderContact(item: StoredItem, opts: RenderOptions = {}): Recor
     const since = opts.changedSince;
     out = Object.fromEntries(Object.entries(full).filter(([k]) => ALWAYS.has(k) || (item.fieldSeq[k] ?? 0) > since));
   }
-  if (opts.select) {
-    const base = out;
-    out = { '@odata.etag': full['@odata.etag'], id: full.id };
-    for (const s of opts.select) if (s in base) out[s] = base[s];
-  }
-  if (opts.expandExt) {
-    const wanted = opts.expandExt;
-    const props = Object.entries(item.ext)
-      .filter(([k]) => wanted === '*' || wanted.includes(k))
-      .map(([, p]) => ({ id: p.id, value: p.value }));
-    if (props.length) out.singleValueExtendedProperties = props;
-  }
-  return out;
+  return selectAndExpand(full, out, item.ext, opts);
 }
 
 export function validateSelect(select: string[]): void {

@@ -1,6 +1,7 @@
 /** The slice of OData query syntax cxsync and its tests use; anything else is refused the way Graph refuses it. */
 import { badRequest } from './errors';
 import type { StoredItem } from './store';
+import type { ExtendedProperty } from './store';
 
 const LITERAL = `'((?:[^']|'')*)'`;
 const unquote = (s: string) => s.replace(/''/g, "'");
@@ -66,4 +67,29 @@ export function parsePrefer(header: string | string[] | undefined): { maxPageSiz
   const raw = Array.isArray(header) ? header.join(',') : (header ?? '');
   const m = /odata\.maxpagesize\s*=\s*(\d+)/i.exec(raw);
   return { maxPageSize: m ? Math.max(1, Number(m[1])) : undefined, immutableId: /IdType\s*=\s*"?ImmutableId"?/i.test(raw) };
+}
+
+/**
+ * `$select` (the etag and id always kept) and `$expand` of singleValueExtendedProperties, applied to a rendered
+ * item; `base` is what the select picks from (the full item, or a delta item's changed properties).
+ */
+export function selectAndExpand(
+  full: Record<string, unknown>,
+  base: Record<string, unknown>,
+  ext: Record<string, ExtendedProperty>,
+  opts: { select?: string[]; expandExt?: string[] | '*' },
+): Record<string, unknown> {
+  let out = base;
+  if (opts.select) {
+    out = { '@odata.etag': full['@odata.etag'], id: full.id };
+    for (const s of opts.select) if (s in base) out[s] = base[s];
+  }
+  if (opts.expandExt) {
+    const wanted = opts.expandExt;
+    const props = Object.entries(ext)
+      .filter(([k]) => wanted === '*' || wanted.includes(k))
+      .map(([, p]) => ({ id: p.id, value: p.value }));
+    if (props.length) out.singleValueExtendedProperties = props;
+  }
+  return out;
 }

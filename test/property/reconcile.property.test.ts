@@ -44,6 +44,9 @@ import fc from 'fast-check';
 import type { ContactRecord } from '../../src/domain/contact';
 import { fingerprint } from '../../src/domain/fingerprint';
 import {
+  CONFLICT_RULES,
+  DELETE_RULES,
+  DIRECTIONS,
   reconcile,
   type ConflictRule,
   type DeleteRule,
@@ -544,9 +547,9 @@ const action: fc.Arbitrary<Action> = fc.oneof(
 const flag = fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) });
 const sidePrevent = fc.record({ create: flag, update: flag, delete: flag });
 const policy: fc.Arbitrary<ReconcilePolicy> = fc.record({
-  direction: fc.constantFrom<Direction>('both', 'crm-to-exchange', 'exchange-to-crm'),
-  conflict: fc.constantFrom<ConflictRule>('crm-wins', 'exchange-wins', 'newest-wins', 'keep-both'),
-  deleteVsUpdate: fc.constantFrom<DeleteRule>('crm-master', 'exchange-master', 'delete-wins', 'keep-updated'),
+  direction: fc.constantFrom<Direction>(...DIRECTIONS),
+  conflict: fc.constantFrom<ConflictRule>(...CONFLICT_RULES),
+  deleteVsUpdate: fc.constantFrom<DeleteRule>(...DELETE_RULES),
   // Half the runs without any prevent flag, so plain convergence keeps its full weight.
   prevent: fc.oneof(fc.constant(undefined), fc.record({ crm: sidePrevent, exchange: sidePrevent })),
   mergeByEmail: fc.boolean(),
@@ -574,7 +577,7 @@ describe('reconcile: model-based convergence (SyncMachine-style)', () => {
   it('every direction × conflict × delete-vs-update pairing converges', () => {
     // The same property with the policy fixed, so no pairing is left to chance.
     for (const direction of ['both', 'crm-to-exchange', 'exchange-to-crm'] as Direction[]) {
-      for (const conflict of ['crm-wins', 'exchange-wins', 'newest-wins', 'keep-both'] as ConflictRule[]) {
+      for (const conflict of CONFLICT_RULES) {
         for (const deleteVsUpdate of ['crm-master', 'exchange-master', 'delete-wins', 'keep-updated'] as DeleteRule[]) {
           const fixed = scenario.map((s) => ({ ...s, policy: { direction, conflict, deleteVsUpdate } }));
           fc.assert(fc.property(fixed, runScenario), { numRuns: Math.max(20, Math.round(NUM_RUNS / 40)), includeErrorInReport: true });
@@ -596,7 +599,7 @@ describe('reconcile: model-based convergence (SyncMachine-style)', () => {
 
   it('merge by email under every direction × conflict rule, no prevent flags: converges, links instead of duplicating', () => {
     for (const direction of ['both', 'crm-to-exchange', 'exchange-to-crm'] as Direction[]) {
-      for (const conflict of ['crm-wins', 'exchange-wins', 'newest-wins', 'keep-both'] as ConflictRule[]) {
+      for (const conflict of CONFLICT_RULES) {
         const fixed = scenario.map((s) => ({ ...s, policy: { ...s.policy, direction, conflict, prevent: undefined, mergeByEmail: true, newExchangeItems: 'copy' as const } }));
         fc.assert(fc.property(fixed, runScenario), { numRuns: Math.max(20, Math.round(NUM_RUNS / 40)), includeErrorInReport: true });
       }

@@ -8,6 +8,9 @@ import assert from 'node:assert/strict';
 import type { ContactRecord } from '../../src/domain/contact';
 import { fingerprint } from '../../src/domain/fingerprint';
 import {
+  CONFLICT_RULES,
+  DELETE_RULES,
+  DIRECTIONS,
   reconcile,
   type ConflictRule,
   type DeleteRule,
@@ -21,9 +24,6 @@ import {
 
 type Op = Operation<ContactRecord>;
 
-const DIRECTIONS: Direction[] = ['both', 'crm-to-exchange', 'exchange-to-crm'];
-const CONFLICT_RULES: ConflictRule[] = ['crm-wins', 'exchange-wins', 'newest-wins', 'keep-both'];
-const DELETE_RULES: DeleteRule[] = ['crm-master', 'exchange-master', 'delete-wins', 'keep-updated'];
 
 const r = (firstName: string): ContactRecord => ({ firstName, email: `${firstName.toLowerCase()}@example.com` });
 const fp = (name: string) => fingerprint(r(name));
