@@ -259,11 +259,24 @@ describe('sync policies on the real stack', () => {
     await addCrm(s, uid, [{ first: 'Nina', last: 'New', email: 'nina@x.org' }]);
     await sql`update crm.contacts set company = 'Edited' where email = 'dora@x.org'`.execute(s.db);
     s.emulator.admin.createContact(M, 'VContacts', { givenName: 'Eve', surname: 'Exchange', emailAddresses: [{ address: 'eve@x.org' }] });
+    // No cycle may run while the snapshots are compared: wait until the workflow has settled (idle, and no further
+    // cycle chained at once after the last one).
+    let seen = -1;
+    let steady = 0;
+    await eventually(
+      () => s.operator.status(M),
+      (st) => {
+        steady = st.state === 'idle' && st.cyclesCompleted === seen ? steady + 1 : 0;
+        seen = st.state === 'idle' ? st.cyclesCompleted : -1;
+        return steady >= 3; // idle with the same cycle count for about a second
+      },
+      { what: 'the workflow to settle' },
+    );
 
     const snapshot = async () => ({
       crm: (await crmLive(s, uid)).map((c) => `${c.last_name}:${c.company}`),
       ex: s.emulator.admin.listContacts(M, 'VContacts').map((c) => `${c.surname}:${c.companyName ?? null}`).sort(),
-      cursor: (await sql`select * from sync.cursor where mailbox_id = ${M}`.execute(s.db)).rows,
+      cursor: (await sql`select * from sync.cursor where mailbox_id = ${M} order by record_type`.execute(s.db)).rows,
       ops: (await sql`select count(*)::int as n from sync.operation where mailbox_id = ${M}`.execute(s.db)).rows,
       staged: (await sql`select count(*)::int as n from sync.staged_change where mailbox_id = ${M}`.execute(s.db)).rows,
     });
