@@ -18,6 +18,8 @@ import { activeWindows, isValidTimeZone } from '../domain/schedule';
 import { emptyTypeSummary, MAILBOX_NEEDS_ATTENTION, RECORD_TYPES, type CycleSummary, type RecordType, type TypeSummary } from '../domain/status';
 import type { ApplyResult, CycleRef, MailboxActivities, MailboxConfig, TypeStep } from '../workflows/activities-contract';
 import { PostgresCrmStore } from './crm/postgres-crm';
+import { applyLocalOp, pullCrmStep, type CrmStepContext } from './crm/crm-cycle';
+import { assertLeaseHeld, withMailboxLock } from './mailbox-lock';
 import { ExchangeStateStore } from '../db/exchange-state';
 import { toActivityFailure } from './exchange/errors';
 import { applyExchangeOps, keepAlive, pullExchangeStep, type ExchangeStepContext } from './exchange/exchange-cycle';
@@ -53,7 +55,11 @@ export interface ActivityDeps {
   settings: ActivitySettings;
 }
 
+/** A delta round cut short by the batch size: its pages so far are staged, the rest comes next cycle. */
+const roundOpen = (c: { next_link: string | null; pending_delta_link: string | null }) => !!c.next_link && !c.pending_delta_link;
+
 function beat(details?: unknown): void {
+  assertLeaseHeld();
   // Activities are also called directly from unit tests, outside an activity context.
   try {
     Context.current();
@@ -129,6 +135,113 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
     };
   }
 
+  /** A committed type is done for this cycle: a cycle resumed after a pause or needs-attention skips it. */
+  async function committed(mailboxId: string, cycleId: string, recordType: RecordType): Promise<boolean> {
+    return String((await store.getCursor(mailboxId, recordType)).committed_cycle) === String(cycleId);
+  }
+
+  /** What the CRM half of a cycle (crm/crm-cycle.ts) works with. */
+  async function crmStep(m: { id: string; crm_user_id: string }, cycleId: string, recordType: RecordType): Promise<CrmStepContext> {
+    const ts = await typeSettings(m.id, recordType);
+    return {
+      db: deps.db, store, adapter: adapterFor(recordType), mailboxId: m.id, cycleId, recordType, ownerId: m.crm_user_id, scope: ts.crmScope,
+      ...(ts.contactClass !== undefined ? { contactClass: ts.contactClass } : {}), beat,
+    };
+  }
+
+  /** One writer per mailbox (see mailbox-lock.ts): a second attempt waits until the first has stopped writing. */
+  const writer = <T>(mailboxId: string, fn: () => Promise<T>) => withMailboxLock(deps.db, mailboxId, fn, beat);
+
+  async function planType(mailboxId: string, cycleId: string, recordType: RecordType, policy: Policy): Promise<{ operations: number; conflicts: number }> {
+    const exStaged = await store.staged(mailboxId, recordType, 'exchange');
+    const crmStaged = await store.staged(mailboxId, recordType, 'crm');
+    const adapter = adapterFor(recordType);
+    const mappingRows = await store.mappingsFor(mailboxId, recordType, crmStaged.map((r) => r.external_id), exStaged.map((r) => r.external_id));
+    const mappings: MappingState[] = mappingRows.map((r) => ({
+      crmId: r.crm_id,
+      exchangeId: r.exchange_id,
+      crmFingerprint: r.crm_fingerprint,
+      exchangeFingerprint: r.exchange_fingerprint,
+      exchangeChangeKey: r.exchange_change_key,
+      base: r.base,
+    }));
+    const crmVersionOf = new Map(mappingRows.map((r) => [r.crm_id, r.crm_version]));
+    const cursor = await store.getCursor(mailboxId, recordType);
+    const staged = (r: (typeof exStaged)[number]) => ({ id: r.external_id, removed: r.removed, changeKey: r.change_key, payload: r.payload, replans: r.replans });
+    // Planning is CPU work: give the event loop a turn so this worker's other activities keep heartbeating.
+    await new Promise((r) => setImmediate(r));
+    const result = planCycle({
+      recordType,
+      exchange: exStaged.map(staged),
+      crm: crmStaged.map(staged),
+      mappings,
+      mappedTotal: Number((await store.countMappings(mailboxId, recordType)).n),
+      policy,
+      parser: adapter,
+      firstSync: !cursor.delta_link && !cursor.crm_watermark,
+      now: new Date(),
+      massDeleteDecision: await policies.decision(mailboxId, recordType),
+    });
+    beat();
+
+    if (result.held.length > 0) {
+      // Emptied-side guard: plan nothing, keep the staged round, and ask an operator (needs-attention).
+      for (const h of result.held) {
+        await policies.holdDeletes(mailboxId, recordType, { side: h.side, deleted: h.deleted, mapped: h.mapped, reason: h.reason, cycleId, at: new Date().toISOString() });
+      }
+      for (const n of result.notes) {
+        if (n.level !== 'verbose') await store.log(deps.db, { mailboxId, cycleId, level: n.level, recordType, side: n.side, itemId: n.itemId, message: n.message });
+      }
+      throw ApplicationFailure.create({
+        message: `${recordType}: ${result.held.map((h) => h.reason).join('; ')}; no deletes were mirrored. ` +
+          `Check the mailbox, then run cxsync resume ${mailboxId} --confirm-mass-delete to mirror them, or --discard-mass-delete to keep the other side's copies`,
+        type: MAILBOX_NEEDS_ATTENTION,
+        nonRetryable: true,
+      });
+    }
+
+    const exById = result.exchangeChanges;
+    const crmById = result.crmChanges;
+    // The CRM version a write is conditional on: the one the feed read, else the one the mapping last saw.
+    const crmVersion = (crmId: string | null) => (crmId ? crmById.get(crmId)?.version ?? crmVersionOf.get(crmId) ?? null : null);
+    const rows: NewOperation[] = result.operations.map((op, seq) => {
+      const base = { seq, syncId: randomUUID(), reason: op.reason };
+      switch (op.kind) {
+        case 'create':
+          return op.side === 'exchange'
+            ? { ...base, side: 'exchange' as const, kind: 'create', crmId: op.sourceId, exchangeId: null, payload: { record: op.record, fingerprint: op.fingerprint, crmVersion: crmVersion(op.sourceId) } }
+            : { ...base, side: 'crm' as const, kind: 'create', crmId: null, exchangeId: op.sourceId, payload: { record: op.record, fingerprint: op.fingerprint, exchangeChangeKey: exById.get(op.sourceId)?.changeKey ?? null } };
+        case 'update':
+          return { ...base, side: op.side, kind: 'update', crmId: op.crmId, exchangeId: op.exchangeId, payload: { record: op.record, previous: op.previous ?? null, base: op.base ?? op.record, fingerprint: op.fingerprint, exchangeChangeKey: exById.get(op.exchangeId)?.changeKey ?? null, crmVersion: crmVersion(op.crmId) } };
+        case 'delete':
+          return { ...base, side: op.side, kind: 'delete', crmId: op.crmId, exchangeId: op.exchangeId, payload: { crmVersion: crmVersion(op.crmId) } };
+        case 'unlink':
+          return { ...base, side: 'mapping' as const, kind: 'unlink', crmId: op.crmId, exchangeId: op.exchangeId, payload: null };
+        case 'refresh':
+          return { ...base, side: 'mapping' as const, kind: 'refresh', crmId: op.crmId, exchangeId: op.exchangeId, payload: { crmFingerprint: op.crmFingerprint, exchangeFingerprint: op.exchangeFingerprint, exchangeChangeKey: op.exchangeChangeKey, base: op.base, crmVersion: crmById.get(op.crmId)?.version } };
+        case 'link':
+          return { ...base, side: 'mapping' as const, kind: 'link', crmId: op.crmId, exchangeId: op.exchangeId, payload: { crmFingerprint: op.crmFingerprint, exchangeFingerprint: op.exchangeFingerprint, exchangeChangeKey: op.exchangeChangeKey ?? null, base: exById.get(op.exchangeId)?.record ?? null, crmVersion: crmVersion(op.crmId) } };
+      }
+    });
+    await deps.db.transaction().execute(async (tx) => {
+      await store.insertOperations(tx, cycleId, mailboxId, recordType, rows);
+      await store.insertConflicts(tx, result.conflicts.map((c) => ({
+        cycleId, mailboxId, recordType, crmId: c.crmId, exchangeId: c.exchangeId, rule: c.rule, outcome: c.outcome,
+        crmVersion: crmById.get(c.crmId)?.record ?? null, exchangeVersion: exById.get(c.exchangeId)?.record ?? null,
+      })));
+      for (const n of result.notes) {
+        await store.log(tx, { mailboxId, cycleId, level: n.level, recordType, side: n.side, itemId: n.itemId, message: n.message });
+      }
+      // Everything read was planned (or logged and skipped): commit may clear it once the operations are applied.
+      await store.markPlanned(tx, mailboxId, recordType, cycleId, [
+        ...exStaged.map((r) => ({ side: 'exchange' as const, id: r.external_id })),
+        ...crmStaged.map((r) => ({ side: 'crm' as const, id: r.external_id })),
+      ]);
+      await policies.clearHold(tx, mailboxId, recordType);
+    });
+    return { operations: rows.length, conflicts: result.conflicts.length };
+  }
+
   return {
     async loadMailbox(mailboxId: string): Promise<MailboxConfig> {
       const m = await store.getMailbox(mailboxId);
@@ -159,212 +272,109 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
     },
 
     async pullExchange({ mailboxId, cycleId, recordType }: TypeStep) {
+      if (await committed(mailboxId, cycleId, recordType)) return { pulled: 0 };
       const m = await mailboxOrFail(mailboxId);
       const ctx = await exchangeStep(m, cycleId, recordType);
       // At most batchSize items per cycle (whole pages); the round goes on next cycle from its saved nextLink.
       const { batchSize } = await typeSettings(mailboxId, recordType);
-      const r = await keepAlive(beat, () => pullExchangeStep(ctx, batchSize));
+      const r = await writer(mailboxId, () => keepAlive(beat, () => pullExchangeStep(ctx, batchSize)));
       return { pulled: r.pulled };
     },
 
     async pullCrm({ mailboxId, cycleId, recordType }: TypeStep) {
+      if (await committed(mailboxId, cycleId, recordType)) return { pulled: 0 };
       const m = await mailboxOrFail(mailboxId);
       const cursor = await store.getCursor(mailboxId, recordType);
-      if (cursor.pending_crm_watermark) return { pulled: 0 };
-      const { crmScope } = await typeSettings(mailboxId, recordType);
-      const page = await adapterFor(recordType).crmChanges({ ownerId: m.crm_user_id, mailboxId, after: cursor.crm_watermark, scope: crmScope });
-      await deps.db.transaction().execute(async (tx) => {
-        await store.stage(
-          tx,
-          mailboxId,
-          recordType,
-          'crm',
-          page.changes.map((c) => ({ externalId: c.id, removed: c.removed, changeKey: null, payload: c.payload ? { ...c.payload, updatedAt: c.updatedAt } : null })),
-        );
-        await store.updateCursor(tx, mailboxId, recordType, { pending_crm_watermark: page.watermark });
-      });
-      await store.addPulled(cycleId, recordType, 'crm', page.changes.length);
-      return { pulled: page.changes.length };
+      // Read once per plan: a pending watermark is this plan's read; an open Exchange round is planned only when
+      // complete, and the CRM is read just before that plan so both sides are as fresh as can be.
+      if (cursor.pending_crm_watermark || roundOpen(cursor) || (await exState.pendingAnywhere(mailboxId, recordType)) > 0) return { pulled: 0 };
+      const ctx = await crmStep(m, cycleId, recordType);
+      const pulled = await writer(mailboxId, () => keepAlive(beat, () => pullCrmStep(ctx, cursor.crm_watermark)));
+      await store.addPulled(cycleId, recordType, 'crm', pulled);
+      return { pulled };
     },
 
     async plan({ mailboxId, cycleId, recordType }: TypeStep) {
-      if (await store.hasOperations(cycleId, recordType)) return { operations: -1, conflicts: -1 }; // planned before a retry or pause
+      if (await committed(mailboxId, cycleId, recordType)) return { operations: 0, conflicts: 0 };
+      // Operations not yet applied (this cycle's, after a retry or pause, or carried over by the batch size)
+      // belong to a plan still being carried out: nothing new is planned on top of them.
+      if ((await exState.pendingAnywhere(mailboxId, recordType)) > 0) return { operations: -1, conflicts: -1 };
+      // A delta round longer than the batch size is planned once complete, so first-round decisions (merge by
+      // email, first-sync windows, the emptied-side guard) see all of it, as in one uninterrupted cycle.
+      if (roundOpen(await store.getCursor(mailboxId, recordType))) return { operations: 0, conflicts: 0 };
       await mailboxOrFail(mailboxId);
       const policy = await policyOrFail(mailboxId);
-      const exStaged = await store.staged(mailboxId, recordType, 'exchange');
-      const crmStaged = await store.staged(mailboxId, recordType, 'crm');
-      const adapter = adapterFor(recordType);
-      const mappingRows = await store.mappingsFor(mailboxId, recordType, crmStaged.map((r) => r.external_id), exStaged.map((r) => r.external_id));
-      const mappings: MappingState[] = mappingRows.map((r) => ({
-        crmId: r.crm_id,
-        exchangeId: r.exchange_id,
-        crmFingerprint: r.crm_fingerprint,
-        exchangeFingerprint: r.exchange_fingerprint,
-        exchangeChangeKey: r.exchange_change_key,
-      }));
-      const cursor = await store.getCursor(mailboxId, recordType);
-      const staged = (r: (typeof exStaged)[number]) => ({ id: r.external_id, removed: r.removed, changeKey: r.change_key, payload: r.payload });
-      const result = planCycle({
-        recordType,
-        exchange: exStaged.map(staged),
-        crm: crmStaged.map(staged),
-        mappings,
-        mappedTotal: Number((await store.countMappings(mailboxId, recordType)).n),
-        policy,
-        parser: adapter,
-        firstSync: !cursor.delta_link && !cursor.crm_watermark,
-        now: new Date(),
-        massDeleteDecision: await policies.decision(mailboxId, recordType),
-        // The Exchange pull stops at the batch size and goes on next cycle: this cycle sees a slice of the round.
-        partialRound: cursor.next_link && !cursor.pending_delta_link ? ['exchange'] : [],
-      });
-
-      if (result.held.length > 0) {
-        // Emptied-side guard: plan nothing, keep the staged round, and ask an operator (needs-attention).
-        for (const h of result.held) {
-          await policies.holdDeletes(mailboxId, recordType, { side: h.side, deleted: h.deleted, mapped: h.mapped, reason: h.reason, cycleId, at: new Date().toISOString() });
-        }
-        for (const n of result.notes) {
-          if (n.level !== 'verbose') await store.log(deps.db, { mailboxId, cycleId, level: n.level, recordType, side: n.side, itemId: n.itemId, message: n.message });
-        }
-        throw ApplicationFailure.create({
-          message: `${recordType}: ${result.held.map((h) => h.reason).join('; ')}; no deletes were mirrored. ` +
-            `Check the mailbox, then run cxsync resume ${mailboxId} --confirm-mass-delete to mirror them, or --discard-mass-delete to keep the other side's copies`,
-          type: MAILBOX_NEEDS_ATTENTION,
-          nonRetryable: true,
-        });
-      }
-
-      const exById = result.exchangeChanges;
-      const crmById = result.crmChanges;
-      const rows: NewOperation[] = result.operations.map((op, seq) => {
-        const base = { seq, syncId: randomUUID(), reason: op.reason };
-        switch (op.kind) {
-          case 'create':
-            return op.side === 'exchange'
-              ? { ...base, side: 'exchange' as const, kind: 'create', crmId: op.sourceId, exchangeId: null, payload: { record: op.record, fingerprint: op.fingerprint } }
-              : { ...base, side: 'crm' as const, kind: 'create', crmId: null, exchangeId: op.sourceId, payload: { record: op.record, fingerprint: op.fingerprint, exchangeChangeKey: exById.get(op.sourceId)?.changeKey ?? null } };
-          case 'update':
-            return { ...base, side: op.side, kind: 'update', crmId: op.crmId, exchangeId: op.exchangeId, payload: { record: op.record, fingerprint: op.fingerprint, exchangeChangeKey: exById.get(op.exchangeId)?.changeKey ?? null } };
-          case 'delete':
-            return { ...base, side: op.side, kind: 'delete', crmId: op.crmId, exchangeId: op.exchangeId, payload: null };
-          case 'unlink':
-            return { ...base, side: 'mapping' as const, kind: 'unlink', crmId: op.crmId, exchangeId: op.exchangeId, payload: null };
-          case 'refresh':
-            return { ...base, side: 'mapping' as const, kind: 'refresh', crmId: op.crmId, exchangeId: op.exchangeId, payload: { crmFingerprint: op.crmFingerprint, exchangeFingerprint: op.exchangeFingerprint, exchangeChangeKey: op.exchangeChangeKey } };
-          case 'link':
-            return { ...base, side: 'mapping' as const, kind: 'link', crmId: op.crmId, exchangeId: op.exchangeId, payload: { crmFingerprint: op.crmFingerprint, exchangeFingerprint: op.exchangeFingerprint, exchangeChangeKey: op.exchangeChangeKey ?? null } };
-        }
-      });
-      await deps.db.transaction().execute(async (tx) => {
-        await store.insertOperations(tx, cycleId, mailboxId, recordType, rows);
-        await store.insertConflicts(tx, result.conflicts.map((c) => ({
-          cycleId, mailboxId, recordType, crmId: c.crmId, exchangeId: c.exchangeId, rule: c.rule, outcome: c.outcome,
-          crmVersion: crmById.get(c.crmId)?.record ?? null, exchangeVersion: exById.get(c.exchangeId)?.record ?? null,
-        })));
-        for (const n of result.notes) {
-          await store.log(tx, { mailboxId, cycleId, level: n.level, recordType, side: n.side, itemId: n.itemId, message: n.message });
-        }
-        await policies.clearHold(tx, mailboxId, recordType);
-      });
-      return { operations: rows.length, conflicts: result.conflicts.length };
+      return writer(mailboxId, () => keepAlive(beat, () => planType(mailboxId, cycleId, recordType, policy)));
     },
 
     async applyBatch({ mailboxId, cycleId, recordType, limit }: TypeStep & { limit: number }): Promise<ApplyResult> {
+      if (await committed(mailboxId, cycleId, recordType)) return { applied: 0, failed: 0, remaining: 0 };
       const m = await mailboxOrFail(mailboxId);
       const ts = await typeSettings(mailboxId, recordType);
-      // The batch size caps each side's writes per cycle; operations beyond it are carried to the next cycle.
-      const written = await exState.writtenThisCycle(cycleId, recordType);
-      const left = { exchange: ts.batchSize - written.exchange, crm: ts.batchSize - written.crm };
-      const open = (l: typeof left) => ['mapping', ...(['exchange', 'crm'] as const).filter((side) => l[side] > 0)];
-      const ops: OperationRow[] = [];
-      for (const op of await exState.pendingOn(cycleId, recordType, open(left), limit)) {
-        if (op.side === 'mapping') ops.push(op);
-        else if (left[op.side] > 0) {
-          left[op.side]--;
-          ops.push(op);
-        }
-      }
-      let applied = 0;
-      let failed = 0;
-      const adapter = adapterFor(recordType);
-
-      /** A CRM or mapping operation, inside the caller's transaction with its `done` mark. */
-      const applyLocal = async (tx: Transaction<Database>, op: OperationRow): Promise<void> => {
-        const p = (op.payload ?? {}) as { record?: unknown; fingerprint?: string; exchangeChangeKey?: string | null; crmFingerprint?: string; exchangeFingerprint?: string };
-        if (op.side === 'crm') {
-          if (op.kind === 'create') {
-            // The sync id doubles as the CRM id, so a retried create is a no-op.
-            // Created from Exchange: owned by the mailbox's user whatever the feed's scope; contacts get the policy's class.
-            await adapter.createInCrm(tx, mailboxId, op.sync_id, m.crm_user_id, p.record, ts.contactClass !== undefined ? { contactClass: ts.contactClass } : undefined);
-            await store.upsertMapping(tx, {
-              mailbox_id: mailboxId, record_type: recordType, crm_id: op.sync_id, exchange_id: op.exchange_id!, sync_id: op.sync_id,
-              crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: p.exchangeChangeKey ?? null,
-            });
-          } else if (op.kind === 'update') {
-            const found = await adapter.updateInCrm(tx, mailboxId, op.crm_id!, p.record);
-            if (!found) {
-              await store.log(tx, { mailboxId, cycleId, level: 'warn', recordType, side: 'crm', itemId: op.crm_id!, message: `update skipped: CRM ${recordType} ${adapter.label(p.record)} no longer exists` });
-            }
-            await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined });
-          } else if (op.kind === 'delete') {
-            await adapter.deleteInCrm(tx, mailboxId, op.crm_id!);
-            await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
+      return writer(mailboxId, async () => {
+        // The batch size caps each side's writes per cycle; operations beyond it are carried to the next cycle.
+        const written = await exState.writtenThisCycle(cycleId, recordType);
+        const left = { exchange: ts.batchSize - written.exchange, crm: ts.batchSize - written.crm };
+        const open = (l: typeof left) => ['mapping', ...(['exchange', 'crm'] as const).filter((side) => l[side] > 0)];
+        const ops: OperationRow[] = [];
+        for (const op of await exState.pendingOn(cycleId, recordType, open(left), limit)) {
+          if (op.side === 'mapping') ops.push(op);
+          else if (left[op.side] > 0) {
+            left[op.side]--;
+            ops.push(op);
           }
-        } else if (op.kind === 'unlink') await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
-        else if (op.kind === 'link') {
-          // Merge by email: two existing items are one record; only the mapping is created.
-          await store.upsertMapping(tx, {
-            mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: op.exchange_id!, sync_id: op.sync_id,
-            crm_fingerprint: p.crmFingerprint ?? null, exchange_fingerprint: p.exchangeFingerprint ?? null, exchange_change_key: p.exchangeChangeKey ?? null,
+        }
+        let applied = 0;
+        let failed = 0;
+        // CRM and mapping operations are local and fast; Exchange ones go out in JSON batches within the
+        // mailbox's limits (4 in flight, 10,000 per 10 minutes), see exchange/exchange-cycle.ts.
+        // Local operations commit a hundred at a time (an echo round refreshes thousands of mappings).
+        const local = ops.filter((o) => o.side !== 'exchange');
+        const ctx = await crmStep(m, cycleId, recordType);
+        for (let i = 0; i < local.length; i += 100) {
+          const chunk = local.slice(i, i + 100);
+          await deps.db.transaction().execute(async (tx) => {
+            for (const op of chunk) if (await applyLocalOp(ctx, tx, op)) applied++;
           });
-        } else await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.crmFingerprint, exchange_fingerprint: p.exchangeFingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined });
-        await store.finishOperation(tx, op.id, 'done');
-      };
-
-      // CRM and mapping operations are local and fast; Exchange ones go out in JSON batches within the
-      // mailbox's limits (4 in flight, 10,000 per 10 minutes), see exchange/exchange-cycle.ts.
-      // Local operations commit a hundred at a time (an echo round refreshes thousands of mappings).
-      const local = ops.filter((o) => o.side !== 'exchange');
-      for (let i = 0; i < local.length; i += 100) {
-        const chunk = local.slice(i, i + 100);
-        await deps.db.transaction().execute(async (tx) => {
-          for (const op of chunk) await applyLocal(tx, op);
-        });
-        applied += chunk.length;
-        beat({ applied, failed });
-      }
-      const exchangeOps = ops.filter((o) => o.side === 'exchange');
-      if (exchangeOps.length) {
-        const ctx = await exchangeStep(m, cycleId, recordType);
-        const r = await keepAlive(beat, () => applyExchangeOps(ctx, exchangeOps, ts.category));
-        applied += r.applied;
-        failed += r.failed;
-      }
-      const remaining = await exState.countPendingOn(cycleId, recordType, open(left));
-      const workRemaining = (await store.countPending(cycleId, recordType)) > remaining;
-      return { applied, failed, remaining, workRemaining };
+          beat({ applied, failed });
+        }
+        const exchangeOps = ops.filter((o) => o.side === 'exchange');
+        if (exchangeOps.length) {
+          const ex = await exchangeStep(m, cycleId, recordType);
+          const r = await keepAlive(beat, () => applyExchangeOps(ex, exchangeOps, ts.category));
+          applied += r.applied;
+          failed += r.failed;
+        }
+        const remaining = await exState.countPendingOn(cycleId, recordType, open(left));
+        const workRemaining = (await store.countPending(cycleId, recordType)) > remaining;
+        return { applied, failed, remaining, workRemaining };
+      });
     },
 
     async commitType({ mailboxId, cycleId, recordType }: TypeStep) {
+      if (await committed(mailboxId, cycleId, recordType)) return { workRemaining: false };
       // Operations carried to the next cycle by the batch size: nothing is promoted or cleared until they are applied.
       if ((await exState.pendingAnywhere(mailboxId, recordType)) > 0) return { workRemaining: true };
-      const cursor = await store.getCursor(mailboxId, recordType);
-      // A round cut short by the batch size keeps its nextLink: the next cycle pulls on from there.
-      const roundOpen = !cursor.pending_delta_link && !!cursor.next_link;
-      let kept = 0;
-      await deps.db.transaction().execute(async (tx) => {
-        await store.updateCursor(tx, mailboxId, recordType, {
-          delta_link: cursor.pending_delta_link ?? cursor.delta_link,
-          pending_delta_link: null,
-          next_link: roundOpen ? cursor.next_link : null,
-          crm_watermark: cursor.pending_crm_watermark ?? cursor.crm_watermark,
-          pending_crm_watermark: null,
+      return writer(mailboxId, async () => {
+        const cursor = await store.getCursor(mailboxId, recordType);
+        // A round cut short by the batch size keeps its nextLink and its staged pages: the next cycle pulls on.
+        const open = roundOpen(cursor);
+        let kept = 0;
+        await deps.db.transaction().execute(async (tx) => {
+          await store.updateCursor(tx, mailboxId, recordType, {
+            delta_link: cursor.pending_delta_link ?? cursor.delta_link,
+            pending_delta_link: null,
+            next_link: open ? cursor.next_link : null,
+            crm_watermark: cursor.pending_crm_watermark ?? cursor.crm_watermark,
+            pending_crm_watermark: null,
+            committed_cycle: cycleId,
+          });
+          // Only what a plan consumed goes: changes given back for re-planning (a failed precondition on either
+          // side) and the pages of an unfinished round stay for the next plan.
+          kept = await store.clearPlanned(tx, mailboxId, recordType);
         });
-        // CRM changes whose Exchange write met a newer version (412) stay staged for the next cycle's plan.
-        kept = await exState.clearStagedKeepingReplans(tx, mailboxId, recordType, cycleId);
+        return { workRemaining: open || kept > 0 };
       });
-      return { workRemaining: roundOpen || kept > 0 };
     },
 
     async finishCycle({ mailboxId, cycleId, outcome, detail }: CycleRef & { outcome: CycleSummary['outcome']; detail?: string }): Promise<CycleSummary> {

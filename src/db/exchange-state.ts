@@ -124,23 +124,4 @@ export class ExchangeStateStore {
       where mailbox_id = ${mailboxId} and record_type = ${recordType} and (exchange_id = any(${exchangeIds}::text[]) or crm_id = any(${crmIds}::text[]))`.execute(this.db);
     return { exchange: new Set(r.rows.map((x) => x.exchange_id)), crm: new Set(r.rows.map((x) => x.crm_id)) };
   }
-
-  // ---- staging ----
-
-  /**
-   * Clears the type's staged rows except the CRM rows of operations skipped for re-planning in this cycle:
-   * those changes are still unapplied, and the next cycle plans them against the newer Exchange version. An
-   * Exchange removal staged by apply for such an operation (the item answered 404) stays with them.
-   */
-  async clearStagedKeepingReplans(exec: Exec, mailboxId: string, recordType: string, cycleId: string): Promise<number> {
-    await sql`delete from sync.staged_change s where s.mailbox_id = ${mailboxId} and s.record_type = ${recordType}
-      and not (s.side = 'crm' and s.external_id in (
-        select o.crm_id from sync.operation o where o.cycle_id = ${cycleId}::bigint and o.record_type = ${recordType}
-          and o.status = 'skipped' and o.error like ${REPLAN_PREFIX + '%'} and o.crm_id is not null))
-      and not (s.side = 'exchange' and s.removed and s.external_id in (
-        select o.exchange_id from sync.operation o where o.cycle_id = ${cycleId}::bigint and o.record_type = ${recordType}
-          and o.status = 'skipped' and o.error like ${REPLAN_PREFIX + '%'} and o.exchange_id is not null))`.execute(exec);
-    const r = await sql<{ n: string }>`select count(*)::text as n from sync.staged_change where mailbox_id = ${mailboxId} and record_type = ${recordType}`.execute(exec);
-    return Number(r.rows[0].n);
-  }
 }

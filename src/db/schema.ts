@@ -41,6 +41,13 @@ export interface CursorTable {
   next_link: string | null;
   crm_watermark: string | null;
   pending_crm_watermark: string | null;
+  /**
+   * crm.feed_origin() when the watermark was saved (0007_crm_restore_guard): which cluster, database and feed
+   * tables its xid8 counts in; feed-guard.ts checkWatermark compares it. Null: unverifiable, one full read.
+   */
+  crm_watermark_origin: Generated<string | null>;
+  /** The cycle that committed this type (0006): a resumed cycle skips the type instead of reading it again. */
+  committed_cycle: Generated<string | null>;
   updated_at: Generated<Date>;
 }
 
@@ -53,6 +60,10 @@ export interface StagedChangeTable {
   change_key: string | null;
   payload: Json<Record<string, unknown>> | null;
   staged_at: Generated<Date>;
+  /** The cycle whose plan consumed the row (0006); null: still to plan. */
+  planned_cycle: Generated<string | null>;
+  /** How often the row was given back for re-planning (a failed precondition on the other side). */
+  replans: Generated<number>;
 }
 
 export interface MappingTable {
@@ -64,6 +75,10 @@ export interface MappingTable {
   crm_fingerprint: string | null;
   exchange_change_key: string | null;
   exchange_fingerprint: string | null;
+  /** The last synced value of every synced field: the three-way merge's base (0006); null for older mappings. */
+  base: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+  /** The CRM row version (change_txid) last seen or written (0006): CRM writes are conditional on it. */
+  crm_version: ColumnType<string | null, string | null | undefined, string | null>;
   updated_at: Generated<Date>;
 }
 
@@ -135,6 +150,9 @@ export interface CrmContactTable {
   first_name: string | null;
   last_name: string | null;
   email: string | null;
+  /** Outlook's 2nd and 3rd email slots (0006). */
+  email2: string | null;
+  email3: string | null;
   phone: string | null;
   mobile: string | null;
   company: string | null;
@@ -214,6 +232,17 @@ export interface CrmTaskTable {
   changed_by: Generated<string | null>;
 }
 
+/** A hard-deleted CRM row (0007_crm_restore_guard), on the change feed's xid8 window like live rows. */
+export interface CrmTombstoneTable {
+  table_name: 'contacts' | 'events' | 'tasks';
+  id: string;
+  owner_id: string | null;
+  change_txid: Generated<string>;
+  deleted_at: Generated<Date>;
+  /** cxsync.writer of the deleting transaction: the mailbox whose sync made the delete. */
+  changed_by: string | null;
+}
+
 export interface EventInstanceTable {
   mailbox_id: string;
   instance_id: string;
@@ -235,5 +264,6 @@ export interface Database {
   'crm.events': CrmEventTable;
   'crm.event_attendees': CrmEventAttendeeTable;
   'crm.tasks': CrmTaskTable;
+  'crm.tombstone': CrmTombstoneTable;
   'sync.event_instance': EventInstanceTable;
 }

@@ -6,6 +6,9 @@ import type { Selectable } from 'kysely';
 type Exec = Kysely<Database> | Transaction<Database>;
 
 export type MappingRow = Selectable<MappingTable>;
+/** A mapping as written: the base and CRM version are optional (absent: unknown, e.g. a relinked item). */
+export type MappingWrite = Omit<MappingRow, 'updated_at' | 'base' | 'crm_version'> & { base?: unknown; crm_version?: string | null };
+export type MappingUpdate = Partial<Pick<MappingRow, 'crm_fingerprint' | 'exchange_fingerprint' | 'exchange_change_key' | 'crm_version'>> & { base?: unknown };
 export type OperationRow = Selectable<OperationTable>;
 
 export interface StagedRow {
@@ -59,7 +62,7 @@ export class SyncStore {
     exec: Exec,
     mailboxId: string,
     recordType: string,
-    set: Partial<{ exchange_folder_id: string | null; delta_link: string | null; pending_delta_link: string | null; next_link: string | null; crm_watermark: string | null; pending_crm_watermark: string | null }>,
+    set: Partial<{ exchange_folder_id: string | null; delta_link: string | null; pending_delta_link: string | null; next_link: string | null; crm_watermark: string | null; pending_crm_watermark: string | null; committed_cycle: string | null }>,
   ): Promise<void> {
     await exec.updateTable('sync.cursor').set({ ...set, updated_at: new Date() } as never).where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).execute();
   }
@@ -82,6 +85,8 @@ export class SyncStore {
         })))
         .onConflict((oc) =>
           oc.columns(['mailbox_id', 'record_type', 'side', 'external_id']).doUpdateSet({
+            // A newer state of the item is a change still to plan, even if an older one was planned already.
+            planned_cycle: null,
             removed: sql`excluded.removed`,
             change_key: sql`excluded.change_key`,
             payload: sql`case when excluded.removed or sync.staged_change.removed or sync.staged_change.payload is null then excluded.payload
@@ -92,6 +97,7 @@ export class SyncStore {
         .execute();
     }
   }
+  /** Rows still to plan (a plan marks what it consumed; commit deletes only those). */
   staged(mailboxId: string, recordType: string, side: 'exchange' | 'crm') {
     return this.db
       .selectFrom('sync.staged_change')
@@ -99,8 +105,34 @@ export class SyncStore {
       .where('mailbox_id', '=', mailboxId)
       .where('record_type', '=', recordType)
       .where('side', '=', side)
+      .where('planned_cycle', 'is', null)
       .orderBy('external_id')
       .execute();
+  }
+  /** The rows a plan consumed, in the plan's transaction. */
+  async markPlanned(exec: Exec, mailboxId: string, recordType: string, cycleId: string, rows: Array<{ side: 'exchange' | 'crm'; id: string }>): Promise<void> {
+    for (const side of ['exchange', 'crm'] as const) {
+      const ids = rows.filter((r) => r.side === side).map((r) => r.id);
+      for (let i = 0; i < ids.length; i += 1000) {
+        await exec.updateTable('sync.staged_change').set({ planned_cycle: cycleId })
+          .where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).where('side', '=', side)
+          .where('external_id', '=', sql<string>`any(${ids.slice(i, i + 1000)}::text[])`).execute();
+      }
+    }
+  }
+  /**
+   * Gives a planned row back to the next plan (the other side's write met a newer version). Counts the times,
+   * so an item that can never be settled is skipped instead of re-planned for ever.
+   */
+  async unplan(exec: Exec, mailboxId: string, recordType: string, side: 'exchange' | 'crm', externalId: string): Promise<void> {
+    await exec.updateTable('sync.staged_change').set((eb) => ({ planned_cycle: null, replans: eb('replans', '+', 1) }))
+      .where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).where('side', '=', side).where('external_id', '=', externalId).execute();
+  }
+  /** Deletes the rows plans consumed; returns how many rows are left for the next plan. */
+  async clearPlanned(exec: Exec, mailboxId: string, recordType: string): Promise<number> {
+    await exec.deleteFrom('sync.staged_change').where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).where('planned_cycle', 'is not', null).execute();
+    const r = await exec.selectFrom('sync.staged_change').select((eb) => eb.fn.countAll<string>().as('n')).where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).executeTakeFirstOrThrow();
+    return Number(r.n);
   }
   async clearStaged(exec: Exec, mailboxId: string, recordType: string): Promise<void> {
     await exec.deleteFrom('sync.staged_change').where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).execute();
@@ -129,12 +161,14 @@ export class SyncStore {
   countMappings(mailboxId: string, recordType: string) {
     return this.db.selectFrom('sync.mapping').select((eb) => eb.fn.countAll<string>().as('n')).where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).executeTakeFirstOrThrow();
   }
-  async upsertMapping(exec: Exec, m: Omit<MappingRow, 'updated_at'>): Promise<void> {
+  async upsertMapping(exec: Exec, m: MappingWrite): Promise<void> {
     await exec
       .insertInto('sync.mapping')
-      .values(m)
+      .values({ ...m, base: m.base == null ? null : JSON.stringify(m.base), crm_version: m.crm_version ?? null })
       .onConflict((oc) =>
         oc.columns(['mailbox_id', 'record_type', 'crm_id']).doUpdateSet({
+          base: sql`excluded.base`,
+          crm_version: sql`excluded.crm_version`,
           exchange_id: sql`excluded.exchange_id`,
           crm_fingerprint: sql`excluded.crm_fingerprint`,
           exchange_change_key: sql`excluded.exchange_change_key`,
@@ -149,9 +183,9 @@ export class SyncStore {
     mailboxId: string,
     recordType: string,
     crmId: string,
-    set: Partial<Pick<MappingRow, 'crm_fingerprint' | 'exchange_fingerprint' | 'exchange_change_key'>>,
+    set: MappingUpdate,
   ): Promise<void> {
-    const clean = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined));
+    const clean = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined).map(([k, v]) => [k, k === 'base' ? JSON.stringify(v) : v]));
     if (Object.keys(clean).length === 0) return;
     await exec.updateTable('sync.mapping').set({ ...clean, updated_at: new Date() }).where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).where('crm_id', '=', crmId).execute();
   }

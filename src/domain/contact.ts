@@ -3,12 +3,16 @@
  * contacts and CRM contact rows. Validation lives here: bad data is rejected with the field and the reason so
  * the sync log can say what to fix.
  */
+import { changedProperties } from './patch';
 import { fail, ok, type Result } from './result';
 
 export interface ContactRecord {
   firstName?: string;
   lastName?: string;
   email?: string;
+  /** Outlook's 2nd and 3rd email slots (the CRM's alternate addresses). */
+  email2?: string;
+  email3?: string;
   phone?: string;
   mobile?: string;
   company?: string;
@@ -20,16 +24,26 @@ export interface ContactRecord {
   postalCode?: string;
   country?: string;
   notes?: string;
+  /**
+   * Exchange only (never compared with or written to the CRM, see CONTACT_EXCHANGE_ONLY): the user's own
+   * display name when it is not the one cxsync would make, and business phones beyond the first. Kept in the
+   * merge base so that a write from the CRM leaves them as the user set them.
+   */
+  displayName?: string;
+  otherPhones?: string[];
 }
 
+/** Fields of ContactRecord only Exchange holds. */
+export const CONTACT_EXCHANGE_ONLY = ['displayName', 'otherPhones'] as const;
+
 export const CONTACT_FIELDS = [
-  'firstName', 'lastName', 'email', 'phone', 'mobile', 'company', 'jobTitle', 'department',
+  'firstName', 'lastName', 'email', 'email2', 'email3', 'phone', 'mobile', 'company', 'jobTitle', 'department',
   'street', 'city', 'state', 'postalCode', 'country', 'notes',
 ] as const satisfies readonly (keyof ContactRecord)[];
 
 /** Longest value accepted per field; Exchange's own limits are in the same range (255 for names). */
-export const CONTACT_FIELD_LIMITS: Record<keyof ContactRecord, number> = {
-  firstName: 255, lastName: 255, email: 320, phone: 64, mobile: 64, company: 255, jobTitle: 255, department: 255,
+export const CONTACT_FIELD_LIMITS: Record<(typeof CONTACT_FIELDS)[number], number> = {
+  firstName: 255, lastName: 255, email: 320, email2: 320, email3: 320, phone: 64, mobile: 64, company: 255, jobTitle: 255, department: 255,
   street: 1024, city: 255, state: 255, postalCode: 64, country: 255, notes: 32_000,
 };
 
@@ -53,10 +67,20 @@ export function validateContact(input: ContactRecord): Result<ContactRecord> {
     }
     out[f] = v;
   }
-  if (out.email) {
-    out.email = out.email.toLowerCase();
-    if (!EMAIL.test(out.email)) return fail(`field email "${out.email}" is not a valid email address: correct or clear it`);
+  // Outlook's email slots have no gaps: a cleared first address moves the others up, on both sides alike.
+  const emails = [out.email, out.email2, out.email3].filter((e): e is string => !!e);
+  [out.email, out.email2, out.email3] = [emails[0], emails[1], emails[2]];
+  for (const f of ['email', 'email2', 'email3'] as const) {
+    if (out[f] === undefined) delete out[f];
+    const v = out[f];
+    if (!v) continue;
+    out[f] = v.toLowerCase();
+    if (!EMAIL.test(out[f]!)) return fail(`field ${f} "${out[f]}" is not a valid email address: correct or clear it`);
   }
+  const display = clean(input.displayName);
+  if (display !== undefined && display !== contactLabel(out)) out.displayName = display.slice(0, CONTACT_FIELD_LIMITS.firstName);
+  const phones = (input.otherPhones ?? []).map(clean).filter((p): p is string => p !== undefined);
+  if (phones.length) out.otherPhones = phones;
   if (!out.firstName && !out.lastName && !out.company && !out.email) {
     return fail('contact has no name, company or email: give it at least a name');
   }
@@ -93,6 +117,10 @@ export function fromGraphContact(g: GraphContact): Result<ContactRecord> {
     firstName: g.givenName ?? undefined,
     lastName: g.surname ?? undefined,
     email: g.emailAddresses?.[0]?.address ?? undefined,
+    email2: g.emailAddresses?.[1]?.address ?? undefined,
+    email3: g.emailAddresses?.[2]?.address ?? undefined,
+    displayName: g.displayName ?? undefined,
+    otherPhones: g.businessPhones?.slice(1),
     phone: g.businessPhones?.[0] ?? undefined,
     mobile: g.mobilePhone ?? undefined,
     company: g.companyName ?? undefined,
@@ -108,17 +136,25 @@ export function fromGraphContact(g: GraphContact): Result<ContactRecord> {
 }
 
 /**
+ * The Graph properties of `c` whose value differs from those of `previous`: an update sends only these, so
+ * whatever else the item holds (properties cxsync does not sync) stays as the user left it.
+ */
+export function graphContactPatch(c: ContactRecord, previous: ContactRecord): GraphContact {
+  return changedProperties(toGraphContact(c), toGraphContact(previous));
+}
+
+/**
  * The Graph body for a create or a full update. Every synced property is sent, cleared ones as null/empty, so
  * an update also clears what the other side cleared.
  */
 export function toGraphContact(c: ContactRecord): GraphContact {
-  const displayName = contactLabel(c);
+  const displayName = c.displayName ?? contactLabel(c);
   return {
     givenName: c.firstName ?? null,
     surname: c.lastName ?? null,
     displayName,
-    emailAddresses: c.email ? [{ address: c.email, name: displayName }] : [],
-    businessPhones: c.phone ? [c.phone] : [],
+    emailAddresses: [c.email, c.email2, c.email3].filter((a): a is string => !!a).map((address) => ({ address, name: address === c.email ? displayName : address })),
+    businessPhones: [...(c.phone ? [c.phone] : []), ...(c.otherPhones ?? [])],
     mobilePhone: c.mobile ?? null,
     companyName: c.company ?? null,
     jobTitle: c.jobTitle ?? null,
@@ -140,6 +176,8 @@ export interface CrmContactFields {
   first_name: string | null;
   last_name: string | null;
   email: string | null;
+  email2: string | null;
+  email3: string | null;
   phone: string | null;
   mobile: string | null;
   company: string | null;
@@ -158,6 +196,8 @@ export function fromCrmContact(r: Partial<CrmContactFields>): Result<ContactReco
     firstName: r.first_name ?? undefined,
     lastName: r.last_name ?? undefined,
     email: r.email ?? undefined,
+    email2: r.email2 ?? undefined,
+    email3: r.email3 ?? undefined,
     phone: r.phone ?? undefined,
     mobile: r.mobile ?? undefined,
     company: r.company ?? undefined,
@@ -177,6 +217,8 @@ export function toCrmContact(c: ContactRecord): CrmContactFields {
     first_name: c.firstName ?? null,
     last_name: c.lastName ?? null,
     email: c.email ?? null,
+    email2: c.email2 ?? null,
+    email3: c.email3 ?? null,
     phone: c.phone ?? null,
     mobile: c.mobile ?? null,
     company: c.company ?? null,

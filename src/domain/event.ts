@@ -534,6 +534,11 @@ export interface CrmExceptionRow {
   original_start: string;
   start_local: string;
   end_local: string;
+  /**
+   * The occurrence's own subject and location; empty or null when it has the series' (crm.events.subject is
+   * `not null`, so an inheriting row stores ''). A copy of the series' value would turn into an
+   * occurrence-specific one the moment the series is renamed.
+   */
   subject: string | null;
   location: string | null;
   status: string;
@@ -577,7 +582,7 @@ export function fromCrmEvent(p: CrmEventPayload): Result<EventRecord> {
     exceptions: (p.exceptions ?? []).map((x) =>
       x.status === 'Canceled'
         ? { originalStart: x.original_start, cancelled: true as const }
-        : { originalStart: x.original_start, start: x.start_local, end: x.end_local, subject: x.subject ?? undefined, location: x.location ?? undefined },
+        : { originalStart: x.original_start, start: x.start_local, end: x.end_local, subject: x.subject || undefined, location: x.location || undefined },
     ),
   });
   return master;
@@ -611,8 +616,9 @@ export function toCrmEvent(e: EventRecord): CrmEventWrite {
       original_start: x.originalStart,
       start_local: x.cancelled ? x.originalStart : x.start ?? x.originalStart,
       end_local: x.cancelled ? addSecondsToWall(x.originalStart, duration) : x.end ?? addSecondsToWall(x.start ?? x.originalStart, duration),
-      subject: x.subject ?? e.subject,
-      location: x.location ?? e.location ?? null,
+      // Only what differs from the series (the record holds nothing else): the rest inherits, renames included.
+      subject: x.subject ?? null,
+      location: x.location ?? null,
       status: x.cancelled ? 'Canceled' : 'Open',
     })),
   };

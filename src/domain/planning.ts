@@ -3,7 +3,7 @@
  * field mapper) → the policy's field limits and scope rules → reconcile(). Used by the `plan` activity and by the
  * dry run (`cxsync plan`), so both decide the same way.
  */
-import { CONTACT_FIELD_LIMITS } from './contact';
+import { CONTACT_EXCHANGE_ONLY, CONTACT_FIELD_LIMITS } from './contact';
 import { EVENT_LIMITS } from './event';
 import { TASK_LIMITS } from './task';
 import { isoInstant, parseWallTime, resolveTimeZone, wallToInstant } from './timezone';
@@ -17,6 +17,27 @@ export interface StagedItem {
   removed: boolean;
   changeKey: string | null;
   payload: Record<string, unknown> | null;
+  /** How often the item was given back for re-planning (the other side kept changing under its write). */
+  replans?: number;
+}
+
+/** An item given back this often is logged and skipped until it changes again: never a re-plan loop. */
+export const MAX_REPLANS = 3;
+
+/** Staged CRM payload keys the cycle adds (not record fields): the row version and the left-scope flag. */
+export const CRM_VERSION_KEY = 'cxsyncVersion';
+export const LEFT_SCOPE_KEY = 'cxsyncLeftScope';
+
+/** Record fields only Exchange holds, per type (see ReconcileInput.exchangeOnly). */
+export const EXCHANGE_ONLY_FIELDS: Record<string, readonly string[] | undefined> = {
+  contact: CONTACT_EXCHANGE_ONLY,
+};
+
+/** A record's fingerprint over the fields both sides hold, so the two sides' fingerprints compare. */
+export function syncedFingerprint(recordType: string, record: unknown): string {
+  const only = EXCHANGE_ONLY_FIELDS[recordType];
+  if (!only || !record || typeof record !== 'object') return fingerprint(record);
+  return fingerprint(Object.fromEntries(Object.entries(record).filter(([k]) => !only.includes(k))));
 }
 
 /** The pure part of a record type's adapter. */
@@ -162,8 +183,12 @@ export function planCycle<R>(input: CyclePlanInput<R>): CyclePlan<R> {
   const toChanges = (side: Side, rows: StagedItem[]): Map<string, SideChange<R>> => {
     const out = new Map<string, SideChange<R>>();
     for (const r of rows) {
+      if ((r.replans ?? 0) >= MAX_REPLANS) {
+        notes.push({ level: 'error', side, itemId: r.id, message: `skipped: the ${side === 'crm' ? 'Exchange' : 'CRM'} copy changed under ${r.replans} attempts to write this change; it is planned again when either side next changes it` });
+        continue;
+      }
       if (r.removed) {
-        out.set(r.id, { id: r.id, removed: true });
+        out.set(r.id, { id: r.id, removed: true, ...(r.payload?.[LEFT_SCOPE_KEY] ? { leftScope: true } : {}) });
         continue;
       }
       let payload = { ...(r.payload ?? {}) };
@@ -190,8 +215,10 @@ export function planCycle<R>(input: CyclePlanInput<R>): CyclePlan<R> {
         id: r.id,
         removed: false,
         record: parsed.value,
-        fingerprint: fingerprint(parsed.value),
-        ...(side === 'exchange' ? { changeKey: r.changeKey ?? undefined, modifiedAt: parser.exchangeModifiedAt(payload) } : { modifiedAt: typeof payload.updatedAt === 'string' ? payload.updatedAt : undefined }),
+        fingerprint: syncedFingerprint(recordType, parsed.value),
+        ...(side === 'exchange'
+          ? { changeKey: r.changeKey ?? undefined, modifiedAt: parser.exchangeModifiedAt(payload) }
+          : { modifiedAt: typeof payload.updatedAt === 'string' ? payload.updatedAt : undefined, ...(typeof payload[CRM_VERSION_KEY] === 'string' ? { version: payload[CRM_VERSION_KEY] as string } : {}) }),
         ...(rp.mergeByEmail && matchKey ? { matchKey: matchKey(parsed.value) } : {}),
         ...(scope ? { outOfScope: scope } : {}),
       });
@@ -202,6 +229,7 @@ export function planCycle<R>(input: CyclePlanInput<R>): CyclePlan<R> {
   const exchangeChanges = toChanges('exchange', input.exchange);
   const crmChanges = toChanges('crm', input.crm);
   const result = reconcile<R>({
+    exchangeOnly: EXCHANGE_ONLY_FIELDS[recordType],
     exchange: [...exchangeChanges.values()],
     crm: [...crmChanges.values()],
     mappings: input.mappings,

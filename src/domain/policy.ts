@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { fail, ok, type Result } from './result';
 import { isValidTimeZone, parseHhMm, WEEKDAYS } from './schedule';
+import { INVITATION_POLICIES } from './invitations';
 import { validateTaskStatusMap, type TaskStatusMap } from './task';
 import { CONFLICT_RULES, DELETE_RULES, DIRECTIONS, type ReconcilePolicy, type Side } from './reconcile';
 
@@ -115,6 +116,8 @@ const eventSection = z
       .default({}),
     /** First sync (as Sage CRM): events modified or ending in the last N days, and recurring ones. */
     firstSync: z.object({ days: z.number().int().min(0).max(365).default(14), recurring: z.boolean().default(true) }).strict().default({}),
+    /** Which meetings are written with their attendees, so that Exchange mails them (src/domain/invitations.ts). */
+    invitations: enumOf(INVITATION_POLICIES).default('new-future'),
   })
   .strict()
   .default({});

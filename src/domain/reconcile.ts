@@ -4,6 +4,8 @@
  * Record types plug in by handing over records already normalised and fingerprinted by their field mapper.
  */
 
+import { canonicalJson, fingerprint } from './fingerprint';
+
 export type Side = 'exchange' | 'crm';
 export const otherSide = (s: Side): Side => (s === 'crm' ? 'exchange' : 'crm');
 
@@ -21,6 +23,13 @@ export interface SideChange<R> {
   matchKey?: string;
   /** Set when the policy's scope rules leave this item out (see policy.ts `outOfScope`). */
   outOfScope?: OutOfScope;
+  /** CRM only: the row version the feed read (CRM writes are conditional on it). */
+  version?: string;
+  /**
+   * With `removed`: the record still exists but left this mailbox's scope (reassigned, cancelled, made a
+   * to-do): not a delete. It is never deleted or re-created on the side it left.
+   */
+  leftScope?: boolean;
 }
 
 /** Why an item is out of scope, and what that means for an item already linked. */
@@ -36,6 +45,11 @@ export interface MappingState {
   crmFingerprint: string | null;
   exchangeFingerprint: string | null;
   exchangeChangeKey: string | null;
+  /**
+   * The last synced value of every synced field (the three-way merge's base); null or absent for mappings made
+   * before bases were kept, which fall back to whole-record comparison by fingerprint.
+   */
+  base?: Record<string, unknown> | null;
 }
 
 export const DIRECTIONS = ['both', 'crm-to-exchange', 'exchange-to-crm'] as const;
@@ -66,12 +80,17 @@ export const DEFAULT_RECONCILE_POLICY: ReconcilePolicy = { direction: 'both', co
 export type Operation<R> =
   /** Create on `side` a copy of the other side's item `sourceId`. */
   | { kind: 'create'; side: Side; sourceId: string; record: R; fingerprint: string; reason: string }
-  | { kind: 'update'; side: Side; crmId: string; exchangeId: string; record: R; fingerprint: string; reason: string }
+  /**
+   * `record`: what `side` should hold (the merge of both sides); `previous`: what `side` holds now as far as the
+   * plan knows (its staged version, or the base), so a writer can send only what differs and leave everything
+   * else — properties cxsync does not sync included — as it is. `base`: the mapping's new base once written.
+   */
+  | { kind: 'update'; side: Side; crmId: string; exchangeId: string; record: R; fingerprint: string; reason: string; previous?: R; base?: R }
   | { kind: 'delete'; side: Side; crmId: string; exchangeId: string; reason: string }
   /** Both sides are gone (or the link must go): drop the mapping only. */
   | { kind: 'unlink'; crmId: string; exchangeId: string; reason: string }
   /** Nothing to write on either side; bring the mapping's fingerprints and change key up to date. */
-  | { kind: 'refresh'; crmId: string; exchangeId: string; crmFingerprint?: string; exchangeFingerprint?: string; exchangeChangeKey?: string; reason: string }
+  | { kind: 'refresh'; crmId: string; exchangeId: string; crmFingerprint?: string; exchangeFingerprint?: string; exchangeChangeKey?: string; reason: string; base?: R }
   /** Two existing items are the same record (merge by email): create the mapping only. */
   | { kind: 'link'; crmId: string; exchangeId: string; crmFingerprint: string; exchangeFingerprint: string; exchangeChangeKey?: string; reason: string };
 
@@ -83,6 +102,11 @@ export interface ConflictRecord {
 }
 
 export interface ReconcileInput<R> {
+  /**
+   * Record fields only Exchange holds (contacts: the user's own display name, phones beyond the first): kept in
+   * the base so Exchange writes preserve them, never compared with or written to the CRM.
+   */
+  exchangeOnly?: readonly string[];
   exchange: SideChange<R>[];
   crm: SideChange<R>[];
   /** Mapping rows for every id that appears in the changes (others may be included; they are ignored). */
@@ -215,7 +239,7 @@ export function reconcile<R>(input: ReconcileInput<R>): ReconcileOutput<R> {
       }
       // 'confirm': plan it like any other delete.
     }
-    planMapped(m, e, c, policy, out);
+    planMapped(m, e, c, policy, out, input.exchangeOnly ?? []);
   }
 
   // Unmapped items are new to the sync: link them by email, copy them across where the policy allows.
@@ -313,7 +337,7 @@ function mergePair<R>(C: SideChange<R>, E: SideChange<R>, key: string, policy: R
   }
 }
 
-function planMapped<R>(m: MappingState, e: SideChange<R> | undefined, c: SideChange<R> | undefined, policy: ReconcilePolicy, out: Out<R>): void {
+function planMapped<R>(m: MappingState, e: SideChange<R> | undefined, c: SideChange<R> | undefined, policy: ReconcilePolicy, out: Out<R>, exchangeOnly: readonly string[]): void {
   const { ops, conflicts } = out;
   const ids = { crmId: m.crmId, exchangeId: m.exchangeId };
 
@@ -335,22 +359,46 @@ function planMapped<R>(m: MappingState, e: SideChange<R> | undefined, c: SideCha
   }
   if (!e && !c) return;
 
-  // A change whose fingerprint equals the mapping's is an echo of our own write or a no-op edit.
-  const exChanged = !!e && (e.removed || e.fingerprint !== m.exchangeFingerprint);
-  const crmChanged = !!c && (c.removed || c.fingerprint !== m.crmFingerprint);
+  const base = m.base ?? undefined;
+  const merge = base ? new FieldMerge(base, exchangeOnly) : undefined;
+  // A change equal to the base (or, without a base, to the mapping's fingerprint) is an echo of our own write or
+  // a no-op edit. Exchange-only fields (kept in the base for Exchange's sake) are not a change the CRM must see.
+  const exDelta = merge && e && !e.removed ? merge.delta(e.record as Record<string, unknown>, 'exchange') : undefined;
+  const crmDelta = merge && c && !c.removed ? merge.delta(c.record as Record<string, unknown>, 'crm') : undefined;
+  const exChanged = !!e && (e.removed || (exDelta ? exDelta.synced.length > 0 : e.fingerprint !== m.exchangeFingerprint));
+  const crmChanged = !!c && (c.removed || (crmDelta ? crmDelta.synced.length > 0 : c.fingerprint !== m.crmFingerprint));
+
+  // Leaving the mailbox's scope is not a delete: the CRM record is neither deleted nor re-created. The Outlook
+  // copy goes unless the user edited it since the last sync; then it stays, unlinked, and the choice is recorded.
+  if (c?.removed && c.leftScope) {
+    const why = 'the CRM record left this mailbox\'s scope (reassigned, cancelled or no longer synced)';
+    if (e?.removed) {
+      ops.push({ kind: 'unlink', ...ids, reason: `${why}; deleted in Exchange too` });
+      return;
+    }
+    const b = blocked(policy, 'exchange', 'delete');
+    if (!exChanged && !b) {
+      ops.push({ kind: 'delete', side: 'exchange', ...ids, reason: `${why}: its Outlook copy is removed` });
+    } else {
+      ops.push({ kind: 'unlink', ...ids, reason: `${why}; ${exChanged ? 'the Outlook copy was edited since the last sync, so it is kept' : blockText(policy, b!, 'exchange', 'delete')}: unlinked, the CRM record is not touched` });
+      if (exChanged) conflicts.push({ ...ids, rule: 'left scope', outcome: 'Outlook copy edited since the last sync: kept unlinked; CRM record untouched' });
+    }
+    return;
+  }
 
   if (!exChanged && !crmChanged) {
-    ops.push({ kind: 'refresh', ...ids, exchangeChangeKey: e?.changeKey, reason: 'no change in synced fields' });
+    const newBase = merge && e && !e.removed ? merge.apply(exDelta!.all, e.record as Record<string, unknown>) : undefined;
+    ops.push({ kind: 'refresh', ...ids, exchangeChangeKey: e?.changeKey, ...(newBase ? { base: newBase as R } : {}), reason: 'no change in synced fields' });
     return;
   }
 
   // --- one side changed ---
   if (exChanged && !crmChanged) {
-    applyOneSide('exchange', e!, m, policy, ops);
+    applyOneSide('exchange', e!, m, policy, ops, merge, exDelta?.all, c);
     return;
   }
   if (crmChanged && !exChanged) {
-    applyOneSide('crm', c!, m, policy, ops);
+    applyOneSide('crm', c!, m, policy, ops, merge, crmDelta?.all, e);
     return;
   }
 
@@ -362,6 +410,10 @@ function planMapped<R>(m: MappingState, e: SideChange<R> | undefined, c: SideCha
     return;
   }
   if (!E.removed && !C.removed) {
+    if (merge) {
+      mergeFields(m, E, C, merge, policy, out);
+      return;
+    }
     if (E.fingerprint === C.fingerprint) {
       ops.push({ kind: 'refresh', ...ids, crmFingerprint: C.fingerprint, exchangeFingerprint: E.fingerprint, exchangeChangeKey: E.changeKey, reason: 'same edit on both sides' });
       return;
@@ -396,15 +448,105 @@ function planMapped<R>(m: MappingState, e: SideChange<R> | undefined, c: SideCha
   }
 }
 
+type Rec = Record<string, unknown>;
+const same = (a: unknown, b: unknown) => canonicalJson(a) === canonicalJson(b);
+
+/**
+ * Field-level three-way merge against a mapping's base. A side's delta is the fields whose value differs from
+ * the base; fields only Exchange holds never count as a CRM change (the CRM record simply lacks them).
+ */
+class FieldMerge {
+  constructor(readonly base: Rec, readonly exchangeOnly: readonly string[]) {}
+  private keys(...recs: Rec[]): string[] {
+    return [...new Set(recs.flatMap((r) => Object.keys(r)))].sort(sortKey);
+  }
+  /** `all`: changed fields; `synced`: those the other side holds (a change to sync). */
+  delta(rec: Rec, side: Side): { all: string[]; synced: string[] } {
+    const all = this.keys(this.base, rec).filter((k) => !(side === 'crm' && this.exchangeOnly.includes(k)) && !same(rec[k], this.base[k]));
+    return { all, synced: all.filter((k) => !this.exchangeOnly.includes(k)) };
+  }
+  /** The base with `fields` taken from `rec`. */
+  apply(fields: string[], rec: Rec): Rec {
+    const out: Rec = { ...this.base };
+    for (const k of fields) {
+      if (rec[k] === undefined) delete out[k];
+      else out[k] = rec[k];
+    }
+    return out;
+  }
+  /** Fields whose value in `target` differs from `held` (what a side must be sent). */
+  needs(target: Rec, held: Rec, side: Side): string[] {
+    return this.keys(target, held).filter((k) => !(side === 'crm' && this.exchangeOnly.includes(k)) && !same(target[k], held[k]));
+  }
+}
+
+/** The fingerprint of a merged record: the synced fields only, as the planner fingerprints each side. */
+function syncedFingerprint(rec: Rec, exchangeOnly: readonly string[]): string {
+  return fingerprint(Object.fromEntries(Object.entries(rec).filter(([k]) => !exchangeOnly.includes(k))));
+}
+
+/**
+ * Both sides edited a linked pair: edits to different fields both survive; a field changed on both sides to
+ * different values goes to the conflict rule (keep-both splits the pair, as without a base).
+ */
+function mergeFields<R>(m: MappingState, E: SideChange<R>, C: SideChange<R>, merge: FieldMerge, policy: ReconcilePolicy, out: Out<R>): void {
+  const ids = { crmId: m.crmId, exchangeId: m.exchangeId };
+  const ex = E.record as Rec;
+  const crm = C.record as Rec;
+  const exD = new Set(merge.delta(ex, 'exchange').all);
+  const crmD = new Set(merge.delta(crm, 'crm').all);
+  const clashes = [...exD].filter((k) => crmD.has(k) && !same(ex[k], crm[k]));
+  const winner = clashes.length ? conflictWinner(policy, E, C) : undefined;
+  if (winner === 'both') {
+    resolveConflict(m, E, C, policy, out.ops, out.conflicts);
+    return;
+  }
+  const merged: Rec = { ...merge.base };
+  for (const k of new Set([...exD, ...crmD])) {
+    const from = clashes.includes(k) ? (winner === 'crm' ? crm : ex) : exD.has(k) ? ex : crm;
+    if (from[k] === undefined) delete merged[k];
+    else merged[k] = from[k];
+  }
+  const base: Rec = { ...merged };
+  const writes: Operation<R>[] = [];
+  for (const side of ['exchange', 'crm'] as Side[]) {
+    const held = side === 'exchange' ? ex : crm;
+    const need = merge.needs(merged, held, side);
+    if (need.length === 0) continue;
+    const b = blocked(policy, side, 'update');
+    if (b) {
+      // The write is not allowed: the base keeps what that side holds, so its difference is not lost from view.
+      for (const k of need) {
+        if (held[k] === undefined) delete base[k];
+        else base[k] = held[k];
+      }
+      continue;
+    }
+    writes.push({
+      kind: 'update', side, ...ids, record: merged as R, previous: held as R, fingerprint: syncedFingerprint(merged, merge.exchangeOnly),
+      reason: `edited on both sides; fields ${need.join(', ')} written to ${label(side)}${clashes.length ? ` (conflict on ${clashes.join(', ')}: ${policy.conflict} → ${label(winner as Side)} version)` : ' (different fields: merged)'}`,
+    });
+  }
+  for (const w of writes) if (w.kind === 'update') w.base = base as R;
+  if (writes.length === 0) {
+    out.ops.push({ kind: 'refresh', ...ids, crmFingerprint: C.fingerprint, exchangeFingerprint: E.fingerprint, exchangeChangeKey: E.changeKey, base: base as R, reason: clashes.length ? `edited on both sides; ${policy.conflict}: no write allowed` : 'same edit on both sides' });
+  } else out.ops.push(...writes);
+  if (clashes.length) {
+    out.conflicts.push({ ...ids, rule: `conflict: ${policy.conflict}`, outcome: `fields ${clashes.join(', ')}: ${label(winner as Side)} version kept; other fields merged` });
+  }
+}
+
 function label(s: Side): string {
   return s === 'crm' ? 'CRM' : 'Exchange';
 }
 
-function applyOneSide<R>(from: Side, ch: SideChange<R>, m: MappingState, policy: ReconcilePolicy, ops: Operation<R>[]): void {
+function applyOneSide<R>(from: Side, ch: SideChange<R>, m: MappingState, policy: ReconcilePolicy, ops: Operation<R>[], merge?: FieldMerge, delta?: string[], other?: SideChange<R>): void {
   const ids = { crmId: m.crmId, exchangeId: m.exchangeId };
   const to = otherSide(from);
   const kind: WriteKind = ch.removed ? 'delete' : 'update';
   const b = blocked(policy, to, kind);
+  // With a base, the target gets the base with the changed fields applied: what it holds besides them stays.
+  const merged = merge && delta && !ch.removed ? merge.apply(delta, ch.record as Rec) : undefined;
   if (b) {
     // One-way sync away from `from`, or a prevented write: the change stays there. Keep the mapping current so
     // it is not re-planned; a delete that cannot be mirrored unlinks the survivor.
@@ -415,6 +557,15 @@ function applyOneSide<R>(from: Side, ch: SideChange<R>, m: MappingState, policy:
   }
   if (ch.removed) {
     ops.push({ kind: 'delete', side: to, ...ids, reason: `deleted in ${label(from)}` });
+  } else if (merged && merge) {
+    // The target's current version: staged unchanged (other), else the base.
+    const held = other && !other.removed && other.record ? (other.record as Rec) : merge.base;
+    if (merge.needs(merged, held, to).length === 0) {
+      // Only fields the other side does not hold changed (an Outlook-only field): the base takes them.
+      ops.push({ kind: 'refresh', ...ids, ...(from === 'exchange' ? { exchangeFingerprint: ch.fingerprint, exchangeChangeKey: ch.changeKey } : { crmFingerprint: ch.fingerprint }), base: merged as R, reason: `changed in ${label(from)}; nothing ${label(to)} holds changed` });
+      return;
+    }
+    ops.push({ kind: 'update', side: to, ...ids, record: merged as R, previous: held as R, base: merged as R, fingerprint: syncedFingerprint(merged, merge.exchangeOnly), reason: `changed in ${label(from)} (${delta!.filter((k) => !(to === 'crm' && merge.exchangeOnly.includes(k))).join(', ')})` });
   } else {
     ops.push({ kind: 'update', side: to, ...ids, record: ch.record!, fingerprint: ch.fingerprint!, reason: `changed in ${label(from)}` });
   }

@@ -164,6 +164,13 @@ export function createAdmin(store: Store, faults: Faults, quirks: Map<string, De
       if (segs.length === 3 && s2 === 'categories' && method === 'GET') {
         return { status: 200, body: { value: admin.listCategories(upn) } };
       }
+      if (segs.length === 3 && s2 === 'sent-messages' && method === 'GET') {
+        return { status: 200, body: { value: admin.sentMessages(upn) } };
+      }
+      if (segs.length === 3 && s2 === 'sent-messages' && method === 'DELETE') {
+        admin.clearSentMessages(upn);
+        return { status: 204 };
+      }
       if (segs.length === 3 && s2 === 'expire-delta-tokens' && method === 'POST') {
         admin.expireDeltaTokens(upn);
         return { status: 204 };

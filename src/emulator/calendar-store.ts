@@ -11,6 +11,7 @@
  */
 import crypto from 'node:crypto';
 import { GraphHttpError, notFound } from './errors';
+import type { SentMessage } from './meeting-messages';
 import { occurrenceDays, type PatternedRecurrence } from './recurrence';
 import { newItemId, type ExtendedProperty, type Mailbox, type Store } from './store';
 import { DAY_MS, dayOfWall, formatDate, instantToWall, resolveZone, wallToInstant } from './timezones';
@@ -88,6 +89,8 @@ export interface CalendarState {
   calendars: Record<string, Calendar>;
   events: Record<string, StoredEvent>;
   entries: Record<string, CalendarLogEntry>;
+  /** What Exchange mailed on the app's writes (meeting-messages.ts); absent until the first message. */
+  sent?: SentMessage[];
 }
 
 /** The mailbox object carries this state under `calendar`; JSON persistence saves it with the mailbox. */

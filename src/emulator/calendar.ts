@@ -18,6 +18,7 @@ import {
   instantOf,
   instancesInWindow,
   masterInstance,
+  occurrenceId,
   occurrenceInstance,
   parseOccurrenceId,
   renameCalendar,
@@ -34,6 +35,7 @@ import {
   type Window,
 } from './calendar-store';
 import { GraphHttpError, badRequest, notFound } from './errors';
+import { clearSentMessages, organizedBy, recordCancel, recordCreate, recordUpdate, sentMessages, type MeetingView, type SentMessage } from './meeting-messages';
 import { appliedHeader, badValue, checkIfMatch, methodNotAllowed, noResource, ok, pageOf, parseDateTimeTimeZone, preferences, unknownProperty, type Prefs } from './outlook-common';
 import type { GraphContext, GraphRequest, GraphResponse } from './graph';
 import { parseExpand, parseItemFilter, parseSelect, selectAndExpand } from './query';
@@ -421,6 +423,50 @@ function sameEvent(ev: StoredEvent, w: EventWrite): boolean {
   );
 }
 
+/** The properties a write request sets: what decides which messages Exchange sends (meeting-messages.ts). */
+function settableKeys(body: unknown): string[] {
+  if (!body || typeof body !== 'object') return [];
+  return Object.keys(body).filter((k) => !READ_ONLY.has(k) && !k.includes('@odata.'));
+}
+
+/** An instance's fields as its attendees see them: the series' own, overridden by the occurrence's. */
+function viewOf(inst: Instance): MeetingView {
+  return { fields: { ...inst.event.fields, ...(inst.override?.fields ?? {}) } };
+}
+
+/** A series' modified occurrences: event-update.md says an update of the master mails one notification per each. */
+function separatelyUpdated(ev: StoredEvent): Array<{ id: string; subject: string }> {
+  return Object.entries(ev.exceptions)
+    .filter(([, ov]) => !ov.cancelled)
+    .map(([d, ov]) => ({ id: occurrenceId(ev.id, Number(d)), subject: String(ov.fields.subject ?? ev.fields.subject ?? '') }));
+}
+
+/** DELETE or cancel of an event (day undefined) or one occurrence; the organizer's attendees get a cancellation. */
+function removeEvent(store: Store, state: CalendarState, mb: Mailbox, ev: StoredEvent, day: number | undefined, comment?: string): void {
+  if (day === undefined) {
+    recordCancel(state, mb, ev.id, ev, comment);
+    deleteEvent(store, state, ev);
+    return;
+  }
+  const inst = occurrenceInstance(ev, day);
+  if (!inst) throw notFound();
+  recordCancel(state, mb, inst.id, viewOf(inst), comment);
+  cancelOccurrence(store, state, ev, day);
+}
+
+function cancelComment(body: unknown): string | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('RequestBodyRead', 'The request body must be a JSON object.');
+  let comment: string | undefined;
+  for (const [k, v] of Object.entries(body)) {
+    // The documented example writes "Comment"; parameter names are matched case-insensitively.
+    if (k.toLowerCase() !== 'comment') throw badRequest('RequestBodyRead', `The parameter '${k}' in the request payload is not a valid parameter for the operation 'cancel'.`);
+    if (v !== null && typeof v !== 'string') throw badValue(k, 'Edm.String');
+    comment = v ?? undefined;
+  }
+  return comment;
+}
+
 /** Creates an event, or returns the one a previous POST with the same transactionId created. */
 export function createOrFindEvent(store: Store, state: CalendarState, calendarId: string, w: EventWrite): StoredEvent {
   if (w.transactionId) {
@@ -451,7 +497,10 @@ function events(ctx: GraphContext, req: GraphRequest, mb: Mailbox, state: Calend
     }
     if (m === 'POST') {
       const w = parseEventBody(req.body);
+      // A repeated transactionId answers with the first event: nothing new is sent.
+      const repeated = w.transactionId ? findByTransactionId(state, w.transactionId) : undefined;
       const ev = createOrFindEvent(ctx.store, state, calendarId, w);
+      if (!repeated) recordCreate(state, mb, ev.id, ev);
       return { status: 201, body: renderInstance(mb, masterInstance(ev), { ...renderOptions(req, p), expandExt: w.ext.length ? '*' : undefined }), headers };
     }
     throw methodNotAllowed();
@@ -467,28 +516,40 @@ function events(ctx: GraphContext, req: GraphRequest, mb: Mailbox, state: Calend
       if (day === undefined) {
         checkIfMatch(req, ev.changeKey);
         const w = parseEventBody(req.body, { existingAttendees: ev.fields.attendees as Array<Record<string, unknown>> | undefined, defaultTimeZone: ev.start.timeZone });
-        return ok(renderInstance(mb, masterInstance(updateEvent(ctx.store, state, ev, w)), renderOptions(req, p)), headers);
+        const before: MeetingView = { fields: { ...ev.fields } };
+        const updated = updateEvent(ctx.store, state, ev, w);
+        recordUpdate(state, mb, ev.id, before, updated, settableKeys(req.body), separatelyUpdated(updated));
+        return ok(renderInstance(mb, masterInstance(updated), renderOptions(req, p)), headers);
       }
       const current = occurrenceInstance(ev, day);
       if (!current) throw notFound();
       checkIfMatch(req, current.override?.changeKey ?? ev.changeKey);
       const existingAttendees = (current.override?.fields.attendees ?? ev.fields.attendees) as Array<Record<string, unknown>> | undefined;
       const w = parseEventBody(req.body, { existingAttendees });
-      return ok(renderInstance(mb, updateOccurrence(ctx.store, state, ev, day, w), renderOptions(req, p)), headers);
+      const before = viewOf(current);
+      const updated = updateOccurrence(ctx.store, state, ev, day, w);
+      recordUpdate(state, mb, updated.id, before, viewOf(updated), settableKeys(req.body));
+      return ok(renderInstance(mb, updated, renderOptions(req, p)), headers);
     }
     if (m === 'DELETE') {
-      if (day === undefined) {
-        checkIfMatch(req, ev.changeKey);
-        deleteEvent(ctx.store, state, ev);
-      } else {
-        const current = occurrenceInstance(ev, day);
-        if (!current) throw notFound();
-        checkIfMatch(req, current.override?.changeKey ?? ev.changeKey);
-        cancelOccurrence(ctx.store, state, ev, day);
-      }
+      const current = day === undefined ? masterInstance(ev) : occurrenceInstance(ev, day);
+      if (!current) throw notFound();
+      checkIfMatch(req, current.override?.changeKey ?? ev.changeKey);
+      removeEvent(ctx.store, state, mb, ev, day);
       return { status: 204 };
     }
     throw methodNotAllowed();
+  }
+  if (rest.length === 2 && rest[1].toLowerCase() === 'cancel') {
+    if (m !== 'POST') throw methodNotAllowed();
+    const comment = cancelComment(req.body);
+    const inst = day === undefined ? masterInstance(ev) : occurrenceInstance(ev, day);
+    if (!inst) throw notFound();
+    // event-cancel.md: "An attendee calling this action gets an error (HTTP 400 Bad Request)".
+    if (!organizedBy(mb, viewOf(inst))) throw badRequest('ErrorInvalidRequest', "Your request can't be completed. You need to be an organizer to cancel a meeting.");
+    removeEvent(ctx.store, state, mb, ev, day, comment);
+    // event-cancel.md: "If successful, this method returns 202 Accepted", and moves the event to Deleted Items.
+    return { status: 202 };
   }
   if (rest.length === 2 && rest[1].toLowerCase() === 'instances') {
     if (m !== 'GET') throw methodNotAllowed();
@@ -630,6 +691,12 @@ export interface CalendarAdmin {
   deleteEvent(upn: string, id: string): void;
   /** The instances in [start, end) (ISO date-times; UTC without an offset), rendered in `timeZone` (default UTC). */
   calendarView(upn: string, calendarName: string | null, start: string, end: string, timeZone?: string): EmulatorEvent[];
+  /**
+   * Invitations, updates and cancellations Exchange sent from the mailbox because of an app's Graph writes, oldest
+   * first (meeting-messages.ts). The methods above act as the user and send nothing.
+   */
+  sentMessages(upn: string): SentMessage[];
+  clearSentMessages(upn: string): void;
 }
 
 export function calendarAdmin(store: Store): CalendarAdmin {
@@ -678,6 +745,11 @@ export function calendarAdmin(store: Store): CalendarAdmin {
       const w = windowOf({ method: 'GET', rawPath: '', headers: {}, body: undefined, query: new URLSearchParams({ startDateTime: start, endDateTime: end }) });
       const opts = timeZone ? { ...utc, zoneName: timeZone, zone: zoneOrThrow(timeZone) } : utc;
       return calendarView(state, calendarIdByName(state, name, false), w).map((i) => render(mb, i, opts));
+    },
+    sentMessages: (upn) => sentMessages(open(upn).state),
+    clearSentMessages(upn) {
+      clearSentMessages(open(upn).state);
+      store.changed();
     },
   };
 }

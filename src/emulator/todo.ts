@@ -317,7 +317,11 @@ function taskRenderOptions(req: GraphRequest, selectRaw?: string | null, expandR
   return { zoneName: p.zoneName, zone: p.zone, select: select?.filter((s) => s !== 'linkedResources'), expandLinked: !!expand || !!select?.includes('linkedResources') };
 }
 
-/** The $filter forms the sync uses on tasks: `status|importance|title eq|ne '…'`. Linked resources cannot be filtered on. */
+/**
+ * The $filter forms the sync uses on tasks: `status|importance|title eq|ne '…'`. A filter on linkedResources is
+ * refused: Graph documents none (todotasklist-list-tasks.md, linkedresource.md), so a client that finds tasks
+ * by linked resource must page through the list (paging.md) — the emulator does not let it rely on more.
+ */
 function taskFilter(filter: string | null): ((t: StoredTask) => boolean) | undefined {
   if (!filter?.trim()) return undefined;
   const m = /^(status|importance|title)\s+(eq|ne)\s+'((?:[^']|'')*)'$/i.exec(filter.trim());

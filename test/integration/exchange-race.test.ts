@@ -72,8 +72,9 @@ describe('412: the user edits between plan and apply', () => {
     const op = await sql<{ status: string; error: string }>`select status, error from sync.operation where cycle_id = ${first.cycleId}`.execute(s.db);
     assert.deepEqual(op.rows.map((r) => r.status), ['skipped']);
     assert.match(op.rows[0].error, /^replan:.*412/);
-    const kept = await sql<{ side: string }>`select side from sync.staged_change where mailbox_id = ${UPN}`.execute(s.db);
-    assert.deepEqual(kept.rows.map((r) => r.side), ['crm'], 'the CRM change waits for the next plan');
+    // The CRM change waits for the next plan, with the version the 412 re-read found in Exchange.
+    const kept = await sql<{ side: string }>`select side from sync.staged_change where mailbox_id = ${UPN} order by side`.execute(s.db);
+    assert.deepEqual(kept.rows.map((r) => r.side), ['crm', 'exchange'], 'the CRM change waits for the next plan');
 
     const second = await cycle();
     assert.equal(second.planned.conflicts, 1, 'planned as a conflict');
@@ -93,7 +94,7 @@ describe('412: the user edits between plan and apply', () => {
     const r = await cycle(() => {
       s.emulator.admin.updateContact(UPN, before.id, { nickName: 'Why', categories: ['CRM', 'Mine'] });
     });
-    const ops = await sql<{ side: string; kind: string; status: string }>`select side, kind, status from sync.operation where cycle_id = ${r.cycleId} and side = 'exchange'`.execute(s.db);
+    const ops = await sql<{ side: string; kind: string; status: string }>`select side, kind, status from sync.operation where cycle_id = ${r.cycleId} and side = 'exchange' and exchange_id = ${before.id}`.execute(s.db);
     assert.deepEqual(ops.rows, [{ side: 'exchange', kind: 'update', status: 'done' }]);
     const after = exchange('y@example.org');
     assert.equal(after.jobTitle, 'CRM again');

@@ -23,6 +23,8 @@ const FULL: ContactRecord = {
   firstName: 'Ada',
   lastName: 'Lovelace',
   email: 'ada@example.com',
+  email2: 'ada.second@example.org',
+  email3: 'countess@example.net',
   phone: '+44 20 7946 0000',
   mobile: '+44 7700 900000',
   company: 'Analytical Engines Ltd',
@@ -80,6 +82,8 @@ describe('contact mapping: round trips', () => {
     const rec: ContactRecord = {};
     for (const f of CONTACT_FIELDS) rec[f] = 'x'.repeat(CONTACT_FIELD_LIMITS[f]);
     rec.email = `${'a'.repeat(CONTACT_FIELD_LIMITS.email - '@example.com'.length)}@example.com`;
+    rec.email2 = `${'b'.repeat(CONTACT_FIELD_LIMITS.email2 - '@example.com'.length)}@example.com`;
+    rec.email3 = `${'c'.repeat(CONTACT_FIELD_LIMITS.email3 - '@example.com'.length)}@example.com`;
     assert.equal(rec.email.length, CONTACT_FIELD_LIMITS.email);
     assert.deepEqual(value(fromGraphContact(toGraphContact(rec))), rec);
     assert.deepEqual(value(fromCrmContact(toCrmContact(rec))), rec);
@@ -100,8 +104,9 @@ describe('contact mapping: round trips', () => {
         personalNotes: 'N',
       }),
     );
+    // The 2nd email slot is synced (email2); phones beyond the first stay Exchange's own (otherPhones).
     assert.deepEqual(rec, {
-      firstName: 'Ada', lastName: 'Lovelace', email: 'ada@example.com', phone: '111', mobile: '333', company: 'AE',
+      firstName: 'Ada', lastName: 'Lovelace', email: 'ada@example.com', email2: 'second@example.com', phone: '111', otherPhones: ['222'], mobile: '333', company: 'AE',
       jobTitle: 'Programmer', department: 'Research', street: 'S', city: 'C', state: 'St', postalCode: 'P', country: 'Co', notes: 'N',
     });
   });
@@ -109,7 +114,7 @@ describe('contact mapping: round trips', () => {
   it('maps each CRM column to the field it belongs to', () => {
     const row = toCrmContact(FULL);
     assert.deepEqual(row, {
-      first_name: FULL.firstName, last_name: FULL.lastName, email: FULL.email, phone: FULL.phone, mobile: FULL.mobile,
+      first_name: FULL.firstName, last_name: FULL.lastName, email: FULL.email, email2: FULL.email2, email3: FULL.email3, phone: FULL.phone, mobile: FULL.mobile,
       company: FULL.company, job_title: FULL.jobTitle, department: FULL.department, street: FULL.street, city: FULL.city,
       state: FULL.state, postal_code: FULL.postalCode, country: FULL.country, notes: FULL.notes,
     });
@@ -268,9 +273,9 @@ describe('contact mapping: writes clear what the record does not have', () => {
 
   it('an update built from an edited record clears the removed fields in Exchange', () => {
     const before = toGraphContact(FULL);
-    const { email: _e, phone: _p, city: _c, notes: _n, ...rest } = FULL;
+    const { email: _e, email2: _e2, email3: _e3, phone: _p, city: _c, notes: _n, ...rest } = FULL;
     const after = toGraphContact(rest);
-    assert.deepEqual(before.emailAddresses, [{ address: FULL.email, name: 'Ada Lovelace' }]);
+    assert.deepEqual(before.emailAddresses, [{ address: FULL.email, name: 'Ada Lovelace' }, { address: FULL.email2, name: FULL.email2 }, { address: FULL.email3, name: FULL.email3 }]);
     assert.deepEqual(after.emailAddresses, []);
     assert.deepEqual(after.businessPhones, []);
     assert.equal(after.businessAddress?.city, null);

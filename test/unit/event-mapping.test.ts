@@ -288,11 +288,11 @@ describe('recurring series', () => {
     assert.equal(fingerprint(fromGraph), fingerprint(fromCrm));
   });
 
-  it('CRM exception rows: a cancelled occurrence is a Canceled row, a moved one carries its times', () => {
+  it('CRM exception rows: a cancelled occurrence is a Canceled row, a moved one carries its times; both inherit subject and location', () => {
     const w = toCrmEvent(WEEKLY);
     assert.deepEqual(w.exceptions, [
-      { original_start: '2025-03-17T09:00:00', start_local: '2025-03-18T14:00:00', end_local: '2025-03-18T14:30:00', subject: 'Team sync', location: 'Room 1', status: 'Open' },
-      { original_start: '2025-03-31T09:00:00', start_local: '2025-03-31T09:00:00', end_local: '2025-03-31T09:30:00', subject: 'Team sync', location: 'Room 1', status: 'Canceled' },
+      { original_start: '2025-03-17T09:00:00', start_local: '2025-03-18T14:00:00', end_local: '2025-03-18T14:30:00', subject: null, location: null, status: 'Open' },
+      { original_start: '2025-03-31T09:00:00', start_local: '2025-03-31T09:00:00', end_local: '2025-03-31T09:30:00', subject: null, location: null, status: 'Canceled' },
     ]);
   });
 
@@ -300,6 +300,57 @@ describe('recurring series', () => {
     const w = toCrmEvent(WEEKLY);
     const rows = [...w.exceptions, { original_start: '2025-04-07T09:00:00', start_local: '2025-04-07T09:00:00', end_local: '2025-04-07T09:30:00', subject: 'Team sync', location: 'Room 1', status: 'Open' }];
     assert.deepEqual(value(fromCrmEvent({ ...w.fields, exceptions: rows })).exceptions, WEEKLY.exceptions);
+  });
+
+  it('a series renamed in the CRM renames its moved occurrences; an occurrence with its own subject keeps it', () => {
+    // Imported from Outlook: week 3 moved (the series' subject and room), week 7 with its own subject and room.
+    const inst = instancesOf(WEEKLY, {
+      drop: ['2025-03-31'],
+      move: { '2025-03-17': ['2025-03-18T14:00:00', '2025-03-18T14:30:00'] },
+      rename: { '2025-04-14': 'Team sync (with CEO)' },
+    });
+    const imported = value(fromGraphEvent(graphEcho(toGraphEvent(WEEKLY), { cxsyncExceptions: exceptionsFromInstances(WEEKLY, inst, WINDOW) })));
+    const own = { originalStart: '2025-04-14T09:00:00', start: '2025-04-14T09:00:00', end: '2025-04-14T09:30:00', subject: 'Team sync (with CEO)', location: 'Board room' };
+    const rows = toCrmEvent({ ...imported, exceptions: [...imported.exceptions!.filter((x) => x.originalStart !== own.originalStart), own] }).exceptions;
+    assert.deepEqual(rows.map((r) => [r.original_start, r.subject, r.location]), [
+      ['2025-03-17T09:00:00', null, null],
+      ['2025-03-31T09:00:00', null, null],
+      ['2025-04-14T09:00:00', 'Team sync (with CEO)', 'Board room'],
+    ], 'only what differs from the series is stored');
+
+    // The CRM renames the series and moves it to another room; the rows stay as they are. '' is how an inheriting
+    // subject comes back from crm.events (not null), and must inherit just the same.
+    const stored = rows.map((r) => ({ ...r, subject: r.subject ?? '' }));
+    const renamed = toCrmEvent({ ...WEEKLY, subject: 'Team sync v2', location: 'Room 2' }).fields;
+    const fromCrm = value(fromCrmEvent({ ...renamed, exceptions: stored }));
+    assert.deepEqual(fromCrm.exceptions, [
+      { originalStart: '2025-03-17T09:00:00', start: '2025-03-18T14:00:00', end: '2025-03-18T14:30:00' },
+      { originalStart: '2025-03-31T09:00:00', cancelled: true },
+      own,
+    ]);
+
+    // After the master's update, Exchange's plain occurrences follow it, but the moved one still shows the old
+    // subject and room: it is patched to the new ones; the CEO week is left alone.
+    const exchangeNow = instancesOf(fromCrm, {
+      drop: ['2025-03-31'],
+      move: { '2025-03-17': ['2025-03-18T14:00:00', '2025-03-18T14:30:00'] },
+      rename: { '2025-04-14': 'Team sync (with CEO)' },
+    }).map((i) =>
+      i.id === 'occ-2025-03-17' ? { ...i, subject: 'Team sync', location: { displayName: 'Room 1' } } : i.id === 'occ-2025-04-14' ? { ...i, location: { displayName: 'Board room' } } : i,
+    );
+    const writes = planInstanceWrites(fromCrm, exchangeNow, WINDOW);
+    assert.deepEqual(writes.map((w) => [w.kind, w.originalStart, (w as { body?: GraphEvent }).body?.subject, (w as { body?: GraphEvent }).body?.location?.displayName]), [
+      ['patch', '2025-03-17T09:00:00', 'Team sync v2', 'Room 2'],
+    ]);
+  });
+
+  it('a CRM exception row that copied the series subject (written before inheritance) is an own subject once the series is renamed', () => {
+    // Why rows must not hold copies: the reader cannot tell a copy from an occurrence-specific subject.
+    const w = toCrmEvent(WEEKLY);
+    const copied = w.exceptions.map((r) => ({ ...r, subject: WEEKLY.subject, location: WEEKLY.location ?? null }));
+    assert.deepEqual(value(fromCrmEvent({ ...w.fields, exceptions: copied })).exceptions, WEEKLY.exceptions, 'no difference while the names agree');
+    const renamed = value(fromCrmEvent({ ...w.fields, subject: 'Team sync v2', exceptions: copied }));
+    assert.equal(renamed.exceptions?.[0].subject, 'Team sync');
   });
 
   it('an occurrence with only its own subject is an exception', () => {

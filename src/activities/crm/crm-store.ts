@@ -18,6 +18,10 @@ export interface CrmContactChange {
   id: string;
   /** Deleted, or no longer in the feed's scope (owned by the mailbox's user, their workgroup, …). */
   removed: boolean;
+  /** With `removed`: the contact still exists but left the scope (not a delete). */
+  leftScope?: boolean;
+  /** The row version (CRM writes by the sync are conditional on it). */
+  version: string;
   fields: CrmContactFields | null;
   updatedAt: string;
 }

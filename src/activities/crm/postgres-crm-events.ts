@@ -28,6 +28,9 @@ export interface CrmEventChange {
   id: string;
   /** Deleted, cancelled, made a Todo, or no longer owned by the mailbox's user. */
   removed: boolean;
+  /** With `removed`: still there but cancelled, made a Todo or reassigned (not a delete). */
+  leftScope?: boolean;
+  version: string;
   payload: (CrmEventPayload & Record<string, unknown>) | null;
   updatedAt: string;
 }
@@ -69,6 +72,7 @@ async function asWriter(tx: Exec, mailboxId: string): Promise<void> {
 interface MasterRow {
   id: string;
   owner_id: string | null;
+  version: string;
   event_type: string;
   status: string;
   subject: string;
@@ -158,7 +162,7 @@ export class PostgresCrmEvents {
     const masters = await sql<MasterRow>`
       select e.id::text as id, e.owner_id::text as owner_id, e.event_type, e.status, e.subject, e.description, e.location, e.all_day,
         ${WALL('e.start_local')} as start_local, ${WALL('e.end_local')} as end_local, e.time_zone, e.visibility,
-        e.organizer_email, e.organizer_name, e.categories, e.recurrence, e.deleted_at,
+        e.organizer_email, e.organizer_name, e.categories, e.recurrence, e.deleted_at, e.change_txid::text as version,
         to_char(e.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_iso,
         exists (select 1 from sync.mapping m where m.mailbox_id = ${mailboxId} and m.record_type = 'event' and m.crm_id = e.id::text) as mapped
       from crm.events e
@@ -203,6 +207,8 @@ export class PostgresCrmEvents {
       changes.push({
         id: r.id,
         removed,
+        ...(removed && r.deleted_at == null ? { leftScope: true } : {}),
+        version: r.version,
         updatedAt: r.updated_iso,
         payload: removed
           ? null
@@ -301,7 +307,9 @@ async function writeExceptions(tx: Exec, seriesId: string, ownerId: string | nul
   for (const x of w.exceptions) {
     const h = have.get(x.original_start);
     if (h) {
-      if (h.start_local === x.start_local && h.end_local === x.end_local && h.subject === x.subject && h.location === x.location && h.status === x.status) continue;
+      // '' / null inherit the series' value; a row still holding a copy of it is rewritten so it inherits too.
+      const same = h.start_local === x.start_local && h.end_local === x.end_local && (h.subject || null) === (x.subject || null) && (h.location || null) === (x.location || null);
+      if (same && h.status === x.status) continue;
       await sql`update crm.events set start_local = ${x.start_local}::timestamp, end_local = ${x.end_local}::timestamp, subject = ${x.subject ?? ''},
         location = ${x.location}, status = ${x.status} where id = ${h.id}::uuid`.execute(tx);
     } else {

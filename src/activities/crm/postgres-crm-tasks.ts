@@ -17,6 +17,9 @@ export interface CrmTaskChange {
   id: string;
   /** Deleted, or no longer owned by the mailbox's user. */
   removed: boolean;
+  /** With `removed`: reassigned to another owner (not a delete). */
+  leftScope?: boolean;
+  version: string;
   payload: Record<string, unknown> | null;
   updatedAt: string;
 }
@@ -28,6 +31,7 @@ async function asWriter(tx: Exec, mailboxId: string): Promise<void> {
 interface TaskRow {
   id: string;
   owner_id: string | null;
+  version: string;
   subject: string;
   description: string | null;
   status: string;
@@ -54,7 +58,7 @@ export class PostgresCrmTasks {
     const rows = await sql<TaskRow>`
       select t.id::text as id, t.owner_id::text as owner_id, t.subject, t.description, t.status, t.priority,
         to_char(t.due_date, 'YYYY-MM-DD') as due_date, to_char(t.reminder_local, 'YYYY-MM-DD"T"HH24:MI:SS') as reminder_local,
-        t.time_zone, t.categories, t.completed_at, t.deleted_at,
+        t.time_zone, t.categories, t.completed_at, t.deleted_at, t.change_txid::text as version,
         to_char(t.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_iso,
         exists (select 1 from sync.mapping m where m.mailbox_id = ${mailboxId} and m.record_type = 'task' and m.crm_id = t.id::text) as mapped
       from crm.tasks t
@@ -75,6 +79,8 @@ export class PostgresCrmTasks {
       changes.push({
         id: r.id,
         removed,
+        ...(removed && r.deleted_at == null ? { leftScope: true } : {}),
+        version: r.version,
         updatedAt: r.updated_iso,
         payload: removed
           ? null

@@ -8,7 +8,7 @@ import type { CrmContactChange, CrmFeedPage, CrmStore, CrmUser } from './crm-sto
 type Exec = Kysely<Database> | Transaction<Database>;
 
 const CONTACT_COLUMNS = [
-  'first_name', 'last_name', 'email', 'phone', 'mobile', 'company', 'job_title', 'department',
+  'first_name', 'last_name', 'email', 'email2', 'email3', 'phone', 'mobile', 'company', 'job_title', 'department',
   'street', 'city', 'state', 'postal_code', 'country', 'notes',
 ] as const;
 
@@ -35,6 +35,44 @@ function inScope(scope: CrmScope, ownerId: string) {
     case 'owned':
       return sql<boolean>`(c.owner_id = ${ownerId}::uuid)`;
   }
+}
+
+export type CrmPrecondition = 'ok' | 'changed' | 'gone' | 'left-scope';
+
+/** What a CRM write is conditional on: the row version the plan saw, and the mailbox's scope. */
+export interface CrmWriteGuard {
+  /** crm.*.change_txid as the plan saw it; null: unknown (a mapping made before versions were kept). */
+  version: string | null;
+  ownerId: string;
+  scope: CrmScope;
+}
+
+const CRM_TABLES = { contact: sql.table('crm.contacts'), event: sql.table('crm.events'), task: sql.table('crm.tasks') } as const;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The precondition of a CRM write, checked in the write's transaction with the row locked until it commits:
+ * the row still exists, is still in the mailbox's scope, and still has the version the plan saw. Anything
+ * else leaves the item for re-planning, as a 412 does on the Exchange side.
+ */
+export async function crmPrecondition(tx: Exec, recordType: keyof typeof CRM_TABLES, id: string, guard: CrmWriteGuard): Promise<CrmPrecondition> {
+  if (!UUID.test(id)) return 'gone';
+  // Events: a cancelled meeting or one made a to-do left the calendar's scope (see postgres-crm-events.ts).
+  const extra = recordType === 'event' ? sql<boolean>`(c.status = 'Canceled' or c.event_type = 'Todo')` : sql<boolean>`false`;
+  const r = await sql<{ version: string; deleted: boolean; in_scope: boolean; excluded: boolean }>`
+    select c.change_txid::text as version, c.deleted_at is not null as deleted, ${inScope(guard.scope, guard.ownerId)} as in_scope, ${extra} as excluded
+    from ${CRM_TABLES[recordType]} c where c.id = ${id}::uuid for update`.execute(tx);
+  const row = r.rows[0];
+  if (!row || row.deleted) return 'gone';
+  if (!row.in_scope || row.excluded) return 'left-scope';
+  if (guard.version !== null && row.version !== guard.version) return 'changed';
+  return 'ok';
+}
+
+/** The version the crm.stamp_change trigger gives every row this transaction writes. */
+export async function txVersion(tx: Exec): Promise<string> {
+  const r = await sql<{ v: string }>`select pg_current_xact_id()::text as v`.execute(tx);
+  return r.rows[0].v;
 }
 
 /** Marks the current transaction's CRM writes as made by this mailbox's sync (read by the crm.stamp_change trigger). */
@@ -71,7 +109,7 @@ export class PostgresCrmStore implements CrmStore {
     const upper = hi.rows[0].xmin;
     const lower = after ?? '0';
     const rows = await sql<Record<string, unknown>>`
-      select c.*, ${inScope(scope, ownerId)} as in_scope, to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_iso
+      select c.*, c.change_txid::text as version, ${inScope(scope, ownerId)} as in_scope, to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_iso
       from crm.contacts c
       where c.change_txid >= ${lower}::xid8 and c.change_txid < ${upper}::xid8
         and c.changed_by is distinct from ${mailboxId}
@@ -79,8 +117,9 @@ export class PostgresCrmStore implements CrmStore {
           select 1 from sync.mapping m where m.mailbox_id = ${mailboxId} and m.record_type = 'contact' and m.crm_id = c.id::text))
       order by c.change_txid, c.id`.execute(this.db);
     const changes: CrmContactChange[] = rows.rows.map((r) => {
-      const removed = r.deleted_at != null || !r.in_scope;
-      return { id: String(r.id), removed, fields: removed ? null : pickFields(r), updatedAt: String(r.updated_iso) };
+      const leftScope = r.deleted_at == null && !r.in_scope;
+      const removed = r.deleted_at != null || leftScope;
+      return { id: String(r.id), removed, ...(leftScope ? { leftScope } : {}), version: String(r.version), fields: removed ? null : pickFields(r), updatedAt: String(r.updated_iso) };
     });
     return { changes, watermark: upper };
   }

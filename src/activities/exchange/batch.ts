@@ -18,6 +18,14 @@ export interface GraphSubRequest {
   body?: unknown;
 }
 
+/**
+ * A batch operation's url must be relative to the version root (json-batching.md), but Graph's nextLinks are
+ * absolute (paging.md): drop the origin and version, keep the rest byte for byte (the link is opaque).
+ */
+export function versionRelativeUrl(link: string): string {
+  return link.replace(/^https?:\/\/[^/]+\/(?:v1\.0|beta)(?=[/?]|$)/i, '') || '/';
+}
+
 export interface GraphSubResponse {
   /** 0 when the batch request itself got no answer (network). */
   status: number;

@@ -11,7 +11,7 @@ import type { Db } from '../../db/connection';
 import type { Database } from '../../db/schema';
 import { ExchangeStateStore, REPLAN_PREFIX } from '../../db/exchange-state';
 import type { MappingRow, OperationRow, StagedRow, SyncStore } from '../../db/sync-store';
-import { fingerprint } from '../../domain/fingerprint';
+import { syncedFingerprint } from '../../domain/planning';
 import { MAILBOX_NEEDS_ATTENTION, type RecordType } from '../../domain/status';
 import type { ExchangeDeltaItem, ExchangeItem, RecordTypeAdapter } from '../record-types/adapter';
 import { runBatched, type BatchOutcome, type GraphSubRequest } from './batch';
@@ -316,6 +316,10 @@ async function unseenAndGone(ctx: ExchangeStepContext, startedAt: Date): Promise
 
 interface OpPayload {
   record?: unknown;
+  /** What the item held as the plan saw it: an update sends only what differs from it. */
+  previous?: unknown;
+  /** The mapping's base once the operation is applied. */
+  base?: unknown;
   fingerprint?: string;
   exchangeChangeKey?: string | null;
 }
@@ -378,9 +382,10 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
         await store.upsertMapping(tx, {
           mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: item!.id, sync_id: op.sync_id,
           crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: item!.changeKey,
+          base: p.base ?? p.record, crm_version: (p as { crmVersion?: string | null }).crmVersion ?? null,
         });
       } else if (op.kind === 'update') {
-        await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: item?.changeKey ?? null });
+        await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: item?.changeKey ?? null, base: p.base });
       } else if (op.kind === 'delete') {
         await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
       }
@@ -396,8 +401,14 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
     });
     result.failed++;
   };
-  const replan = async (op: OperationRow, why: string) => {
+  /**
+   * The write met a newer version: nothing is written, and the CRM change goes back to the next plan with the
+   * version now in Exchange (when read), so that plan merges both against the base.
+   */
+  const replan = async (op: OperationRow, why: string, now?: ExchangeItem) => {
     effects.push(async (tx) => {
+      if (now && op.exchange_id) await store.stage(tx, mailboxId, recordType, 'exchange', [{ externalId: op.exchange_id, removed: false, changeKey: now.changeKey, payload: now.payload }]);
+      if (op.crm_id) await store.unplan(tx, mailboxId, recordType, 'crm', op.crm_id);
       await store.finishOperation(tx, op.id, 'skipped', `${REPLAN_PREFIX} ${why}`);
       await store.log(tx, { mailboxId, cycleId, level: 'info', recordType, side: 'exchange', itemId: op.exchange_id ?? undefined, message: `${op.kind} not applied: ${why}; planned again next cycle against the newer version` });
     });
@@ -419,8 +430,8 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
     switch (w.step) {
       case 'find': return r.findBySyncId(upn, containerId, w.op.sync_id);
       case 'create': return r.create(upn, containerId, p.record, { syncId: w.op.sync_id, crmId: w.op.crm_id! }, category?.name ?? null);
-      case 'update': return r.update(upn, containerId, w.op.exchange_id!, p.record, ifMatchKey(w.op));
-      case 'retry-update': return r.update(upn, containerId, w.op.exchange_id!, p.record, w.changeKey ?? null);
+      case 'update': return r.update(upn, containerId, w.op.exchange_id!, p.record, ifMatchKey(w.op), p.previous ?? undefined);
+      case 'retry-update': return r.update(upn, containerId, w.op.exchange_id!, p.record, w.changeKey ?? null, p.previous ?? undefined);
       case 'delete': return r.delete(upn, containerId, w.op.exchange_id!, ifMatchKey(w.op));
       case 'retry-delete': return r.delete(upn, containerId, w.op.exchange_id!, w.changeKey ?? null);
       case 'reread': return r.get(upn, containerId, w.op.exchange_id!);
@@ -480,7 +491,7 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
         if (e) return void (await itemFailed(op, e));
         const it = adapter.itemOf(o.response.body);
         const parsed = adapter.fromExchange(it.payload);
-        const now = parsed.ok ? fingerprint(parsed.value) : undefined;
+        const now = parsed.ok ? syncedFingerprint(recordType, parsed.value) : undefined;
         const mapped = mappings.get(op.crm_id ?? '')?.exchange_fingerprint ?? undefined;
         if (op.kind === 'update' && now !== undefined && now === payload(op).fingerprint) return void (await done(op, it)); // already holds our values
         if (now !== undefined && now === mapped) {
@@ -488,7 +499,7 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
           next.push({ op, step: op.kind === 'update' ? 'retry-update' : 'retry-delete', changeKey: it.changeKey });
           return;
         }
-        return void (await replan(op, 'the Exchange item was edited after planning (412 Precondition Failed)'));
+        return void (await replan(op, 'the Exchange item was edited after planning (412 Precondition Failed)', it));
       }
     }
   };

@@ -4,12 +4,15 @@
  *
  * A task cxsync creates carries one linked resource: `externalId` = the operation's sync id (a lookup after a
  * lost answer finds the first attempt by it), `webUrl` = the CRM task's link (`urn:cxsync:crm-task:<id>`,
- * which relinks a task whose mapping was lost). Graph cannot filter tasks by linked resource, so the lookup reads
- * the list with its linked resources and searches it.
+ * which relinks a task whose mapping was lost). Graph documents no $filter on a task's linkedResources
+ * (todotasklist-list-tasks.md, linkedresource.md), todoTask takes no extended properties
+ * (extended-properties-overview.md), and its open extensions can be filtered by name only, not by value
+ * (opentypeextension-get.md). So the lookup reads the list with its linked resources page by page, following
+ * each @odata.nextLink (paging.md), and searches every page until the sync id turns up or the pages end.
  */
 import type { Client } from '@microsoft/microsoft-graph-client';
 import type { GraphTask } from '../../domain/task';
-import { gated, type GraphSubRequest } from './batch';
+import { gated, versionRelativeUrl, type GraphSubRequest } from './batch';
 import { ifMatch } from './contacts-api';
 import { classifyGraphError } from './errors';
 
@@ -99,9 +102,18 @@ export class TodoApi {
     };
   }
 
-  /** The list's tasks with their linked resources (the first thousand): the caller searches it for the sync id. */
+  /**
+   * The first page of the list's tasks with their linked resources: the caller searches it for the sync id and
+   * goes on with `nextPageRequest` while the answer has a nextLink (a page may hold fewer tasks than asked, even none).
+   */
   listRequest(upn: string, listId: string): GraphSubRequest {
     return { method: 'GET', url: `/users/${enc(upn)}/todo/lists/${enc(listId)}/tasks?$top=${LIST_PAGE}&$expand=linkedResources`, headers: READ };
+  }
+
+  /** The page an answer's @odata.nextLink names, as a batch operation; the link already carries $top and $expand. */
+  nextPageRequest(nextLink: string): GraphSubRequest {
+    // A nextLink carries the query options, not the request's headers: times must still come in UTC.
+    return { method: 'GET', url: versionRelativeUrl(nextLink), headers: READ };
   }
 
   updateRequest(upn: string, listId: string, id: string, body: GraphTask, changeKey: string | null): GraphSubRequest {

@@ -14,6 +14,7 @@ import type { CrmScope } from '../../domain/policy';
 import type { Result } from '../../domain/result';
 import type { RecordType } from '../../domain/status';
 import type { GraphSubRequest } from '../exchange/batch';
+import type { CrmPrecondition, CrmWriteGuard } from '../crm/postgres-crm';
 
 export type { GraphSubRequest } from '../exchange/batch';
 
@@ -55,6 +56,10 @@ export interface SyncMarker {
 export interface CrmFeedItem {
   id: string;
   removed: boolean;
+  /** With `removed`: the record still exists but left the mailbox's scope (reassigned, cancelled): not a delete. */
+  leftScope?: boolean;
+  /** The row version a conditional write compares with (the built-in CRM: change_txid). */
+  version?: string;
   payload: Record<string, unknown> | null;
   updatedAt: string;
 }
@@ -72,8 +77,11 @@ export interface ExchangeRequests<R> {
   create(upn: string, containerId: string, record: R, marker: SyncMarker, category: string | null): GraphSubRequest;
   /** A list request whose answer names the item carrying this sync id, if any (see foundOf). */
   findBySyncId(upn: string, containerId: string, syncId: string): GraphSubRequest;
-  /** `changeKey`: the version the update is based on (If-Match), or null to write unconditionally. */
-  update(upn: string, containerId: string, id: string, record: R, changeKey: string | null): GraphSubRequest;
+  /**
+   * `changeKey`: the version the update is based on (If-Match), or null to write unconditionally. `previous`:
+   * what the item holds as far as the plan knows; when given, only the properties that differ are sent.
+   */
+  update(upn: string, containerId: string, id: string, record: R, changeKey: string | null, previous?: R): GraphSubRequest;
   delete(upn: string, containerId: string, id: string, changeKey: string | null): GraphSubRequest;
   get(upn: string, containerId: string, id: string): GraphSubRequest;
 }
@@ -100,6 +108,13 @@ export interface RecordTypeAdapter<R> extends RecordParser<R> {
   /** The item in the answer to findBySyncId (for that sync id: a list answer may hold others), if any. */
   foundOf(body: unknown, syncId: string): ExchangeItem | undefined;
   /**
+   * Optional, for lookups Graph can only answer page by page (To Do: no filter on linked resources): when
+   * `foundOf` found nothing in this answer (to findBySyncId or to an earlier page), the request for the next
+   * page; undefined when this answer was the last page, so the item is not there and the create goes ahead.
+   * Without it, one answer is the whole lookup (contacts and events filter on the sync id).
+   */
+  findNextPage?(body: unknown, syncId: string): GraphSubRequest | undefined;
+  /**
    * Optional: writes an item needs beyond its own request, run after its create or update succeeded and before
    * the mapping is saved (events: a series' moved and cancelled occurrences, which Graph cannot take in the
    * master's request). Returns the item as it now is. Idempotent: a retried operation runs it again.
@@ -114,6 +129,13 @@ export interface RecordTypeAdapter<R> extends RecordParser<R> {
   crmChanges(args: { ownerId: string; mailboxId: string; after: string | null; scope?: CrmScope }): Promise<{ changes: CrmFeedItem[]; watermark: string }>;
   /** Which of these CRM ids name a live (not deleted) record. */
   crmExisting(ids: string[]): Promise<Set<string>>;
+  /**
+   * Checked in a CRM write's transaction before the write: the record still exists, is still in the mailbox's
+   * scope and still has the version the plan saw. Locks the row until the transaction ends.
+   */
+  crmPrecondition(tx: Transaction<Database>, id: string, guard: CrmWriteGuard): Promise<CrmPrecondition>;
+  /** The version the CRM gives what this transaction wrote (stored in the mapping for the next conditional write). */
+  crmVersion(tx: Transaction<Database>): Promise<string>;
   /** Idempotent on `id` (the sync id). `opts.contactClass`: contacts only, the class the new contact gets. */
   createInCrm(tx: Transaction<Database>, mailboxId: string, id: string, ownerId: string, record: R, opts?: { contactClass?: string | null }): Promise<void>;
   /** False when the CRM record no longer exists. */

@@ -5,13 +5,14 @@ import {
   contactLabel,
   fromCrmContact,
   fromGraphContact,
+  graphContactPatch,
   toCrmContact,
   toGraphContact,
   type ContactRecord,
   type CrmContactFields,
   type GraphContact,
 } from '../../domain/contact';
-import { PostgresCrmStore, crmContactWrites } from '../crm/postgres-crm';
+import { PostgresCrmStore, crmContactWrites, crmPrecondition, txVersion } from '../crm/postgres-crm';
 import type { ContactsApi } from '../exchange/contacts-api';
 import type { ExchangeItem, RecordTypeAdapter } from './adapter';
 
@@ -25,7 +26,7 @@ export function graphPayload(item: Record<string, unknown>): Record<string, unkn
  * always sends them in full (null or [] when empty), so an item missing one carries only its changed properties.
  */
 export const CONTACT_READ_PROPERTIES = [
-  'givenName', 'surname', 'emailAddresses', 'businessPhones', 'mobilePhone', 'companyName', 'jobTitle',
+  'givenName', 'surname', 'displayName', 'emailAddresses', 'businessPhones', 'mobilePhone', 'companyName', 'jobTitle',
   'department', 'businessAddress', 'personalNotes', 'categories',
 ] as const;
 
@@ -62,7 +63,7 @@ export function contactsAdapter(db: Kysely<Database>, api: ContactsApi): RecordT
         api.createRequest(upn, folderId, { ...toGraphContact(record), categories: category ? [category] : [] }, marker),
       findBySyncId: (upn, folderId, syncId) => api.findBySyncIdRequest(upn, folderId, syncId),
       // Categories are left as they are: the user may have added their own, and the marking one stays.
-      update: (upn, _folderId, id, record, changeKey) => api.updateRequest(upn, id, toGraphContact(record), changeKey),
+      update: (upn, _folderId, id, record, changeKey, previous) => api.updateRequest(upn, id, previous ? graphContactPatch(record, previous) : toGraphContact(record), changeKey),
       delete: (upn, _folderId, id, changeKey) => api.deleteRequest(upn, id, changeKey),
       get: (upn, _folderId, id) => api.getRequest(upn, id),
     },
@@ -77,7 +78,7 @@ export function contactsAdapter(db: Kysely<Database>, api: ContactsApi): RecordT
     async crmChanges(args) {
       const page = await crm.contactChanges(args);
       return {
-        changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, payload: c.fields as unknown as Record<string, unknown> | null, updatedAt: c.updatedAt })),
+        changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, leftScope: c.leftScope, version: c.version, payload: c.fields as unknown as Record<string, unknown> | null, updatedAt: c.updatedAt })),
         watermark: page.watermark,
       };
     },
@@ -95,6 +96,8 @@ export function contactsAdapter(db: Kysely<Database>, api: ContactsApi): RecordT
     async createInCrm(tx, mailboxId, id, ownerId, record, opts) {
       await crmContactWrites.create(tx, mailboxId, id, ownerId, toCrmContact(record), opts?.contactClass ?? null);
     },
+    crmPrecondition: (tx, id, guard) => crmPrecondition(tx, 'contact', id, guard),
+    crmVersion: txVersion,
     updateInCrm: (tx, mailboxId, id, record) => crmContactWrites.update(tx, mailboxId, id, toCrmContact(record)),
     deleteInCrm: (tx, mailboxId, id) => crmContactWrites.delete(tx, mailboxId, id),
     label: contactLabel,

@@ -36,6 +36,8 @@ import { BUILTIN_POLICY } from '../../domain/policy';
 import { PostgresCrmEvents, crmEntryWindow, crmEventWrites } from '../crm/postgres-crm-events';
 import { EventsApi, markerOf, type SeriesRead } from '../exchange/events-api';
 import { classifyGraphError } from '../exchange/errors';
+import { changedProperties } from '../../domain/patch';
+import { crmPrecondition, txVersion } from '../crm/postgres-crm';
 import type { ExchangeDeltaItem, ExchangeItem, RecordTypeAdapter } from './adapter';
 import { graphPayload } from './contacts';
 
@@ -250,7 +252,7 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
       },
       findBySyncId: (upn, calendarId, syncId) => api.findBySyncIdRequest(upn, calendarId, syncId),
       // Categories are left as they are: the user's own and the marking one stay.
-      update: (upn, _calendarId, id, record, changeKey) => api.updateRequest(upn, id, toGraphEvent(record), changeKey),
+      update: (upn, _calendarId, id, record, changeKey, previous) => api.updateRequest(upn, id, previous ? changedProperties(toGraphEvent(record), toGraphEvent(previous)) : toGraphEvent(record), changeKey),
       delete: (upn, _calendarId, id, changeKey) => api.deleteRequest(upn, id, changeKey),
       get: (upn, _calendarId, id) => api.getRequest(upn, id),
     },
@@ -297,13 +299,15 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
         entryWindow: crmEntryWindow(now(), w.pastDays, w.futureDays),
         exceptionWindow: syncWindow(now(), w.pastDays, w.futureDays),
       });
-      return { changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, payload: c.payload, updatedAt: c.updatedAt })), watermark: page.watermark };
+      return { changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, leftScope: c.leftScope, version: c.version, payload: c.payload, updatedAt: c.updatedAt })), watermark: page.watermark };
     },
     crmExisting: (ids) => crm.existing(ids),
     fromCrm: (payload) => fromCrmEvent(payload as CrmEventPayload),
     async createInCrm(tx, mailboxId, id, ownerId, record) {
       await crmEventWrites.create(tx, mailboxId, id, ownerId, record);
     },
+    crmPrecondition: (tx, id, guard) => crmPrecondition(tx, 'event', id, guard),
+    crmVersion: txVersion,
     async updateInCrm(tx, mailboxId, id, record) {
       return crmEventWrites.update(tx, mailboxId, id, record, await exceptionWindow(mailboxId));
     },

@@ -4,6 +4,8 @@
  * default): a task whose status has no counterpart is not synced while it has it — the CRM feed leaves it out,
  * and so does this adapter's delta reader for To Do's side (Deferred).
  */
+import { changedProperties } from '../../domain/patch';
+import { crmPrecondition, txVersion } from '../crm/postgres-crm';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema';
 import { PolicyStore } from '../../db/policy-store';
@@ -46,6 +48,12 @@ function item(body: unknown): ExchangeItem {
   const payload = graphPayload(b);
   delete payload.linkedResources;
   return { id: String(b.id), changeKey: changeKeyOf(b), payload };
+}
+
+/** The task carrying this sync id in one page of the list, if it is on that page. */
+function found(body: unknown, syncId: string): ExchangeItem | undefined {
+  const hit = ((body as { value?: GraphTask[] } | undefined)?.value ?? []).find((t) => taskMarker(t).syncId === syncId);
+  return hit ? item(hit) : undefined;
 }
 
 export function tasksAdapter(db: Kysely<Database>, api: TodoApi): RecordTypeAdapter<TaskRecord> {
@@ -101,14 +109,17 @@ export function tasksAdapter(db: Kysely<Database>, api: TodoApi): RecordTypeAdap
       create: (upn, listId, record, marker, category) => api.createRequest(upn, listId, { ...toGraphTask(record), categories: category ? [category] : [] }, marker),
       findBySyncId: (upn, listId) => api.listRequest(upn, listId),
       // Categories are left as they are: the user's own and the marking one stay.
-      update: (upn, listId, id, record, changeKey) => api.updateRequest(upn, listId, id, toGraphTask(record), changeKey),
+      update: (upn, listId, id, record, changeKey, previous) => api.updateRequest(upn, listId, id, previous ? changedProperties(toGraphTask(record), toGraphTask(previous)) : toGraphTask(record), changeKey),
       delete: (upn, listId, id, changeKey) => api.deleteRequest(upn, listId, id, changeKey),
       get: (upn, listId, id) => api.getRequest(upn, listId, id),
     },
     itemOf: item,
-    foundOf(body, syncId) {
-      const hit = ((body as { value?: GraphTask[] } | undefined)?.value ?? []).find((t) => taskMarker(t).syncId === syncId);
-      return hit ? item(hit) : undefined;
+    foundOf: found,
+    // The lookup is a list read (no filter on linked resources): a task beyond the first page is still found.
+    findNextPage(body, syncId) {
+      const next = (body as { '@odata.nextLink'?: unknown } | undefined)?.['@odata.nextLink'];
+      if (typeof next !== 'string' || !next) return undefined;
+      return found(body, syncId) ? undefined : api.nextPageRequest(next);
     },
 
     fromExchange: (payload) => fromGraphTask(payload as GraphTask, { userZone: (payload.cxsyncUserZone as string | undefined) ?? undefined }),
@@ -117,7 +128,7 @@ export function tasksAdapter(db: Kysely<Database>, api: TodoApi): RecordTypeAdap
     async crmChanges({ ownerId, mailboxId, after, scope }) {
       if (scope && scope !== 'owned') throw new Error(`the CRM task feed serves the user's own tasks only (scope ${scope})`);
       const page = await crm.changes({ ownerId, mailboxId, after, statusMap: await statusMap(mailboxId) });
-      return { changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, payload: c.payload, updatedAt: c.updatedAt })), watermark: page.watermark };
+      return { changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, leftScope: c.leftScope, version: c.version, payload: c.payload, updatedAt: c.updatedAt })), watermark: page.watermark };
     },
     crmExisting: (ids) => crm.existing(ids),
     fromCrm(payload) {
@@ -133,6 +144,8 @@ export function tasksAdapter(db: Kysely<Database>, api: TodoApi): RecordTypeAdap
       const r = await crmTaskWrites.create(tx, mailboxId, id, ownerId, record, await statusMap(mailboxId));
       if (!r.ok) throw new Error(`creating CRM task ${taskLabel(record)}: ${r.error}`);
     },
+    crmPrecondition: (tx, id, guard) => crmPrecondition(tx, 'task', id, guard),
+    crmVersion: txVersion,
     async updateInCrm(tx, mailboxId, id, record) {
       const r = await crmTaskWrites.update(tx, mailboxId, id, record, await statusMap(mailboxId));
       if (!r.ok) throw new Error(`updating CRM task ${taskLabel(record)}: ${r.error}`);

@@ -8,6 +8,9 @@ import * as m0002 from './0002_policies';
 import * as m0003 from './0003_events_tasks';
 import * as m0004 from './0004_exchange';
 import * as m0005 from './0005_contact_class';
+import * as m0006 from './0006_interleavings';
+import * as m0007 from './0007_crm_restore_guard';
+import * as m0008 from './0008_event_exception_inherits';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -15,6 +18,9 @@ const migrations: Record<string, Migration> = {
   '0003_events_tasks': m0003,
   '0004_exchange': m0004,
   '0005_contact_class': m0005,
+  '0006_interleavings': m0006,
+  '0007_crm_restore_guard': m0007,
+  '0008_event_exception_inherits': m0008,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,135 @@
+/**
+ * The CRM half of a cycle, the mirror of exchange/exchange-cycle.ts: pulling the CRM feed (staged with each
+ * row's version) and applying the planned CRM writes, each conditional on the version the plan saw and on the
+ * record still being in the mailbox's scope. A failed precondition never writes: the item goes back to the next
+ * plan, as a 412 does on the Exchange side.
+ */
+import type { Transaction } from 'kysely';
+import type { Db } from '../../db/connection';
+import { REPLAN_PREFIX } from '../../db/exchange-state';
+import type { Database } from '../../db/schema';
+import type { OperationRow, SyncStore } from '../../db/sync-store';
+import { CRM_VERSION_KEY, LEFT_SCOPE_KEY } from '../../domain/planning';
+import type { CrmScope } from '../../domain/policy';
+import type { RecordType } from '../../domain/status';
+import type { RecordTypeAdapter } from '../record-types/adapter';
+import type { CrmPrecondition } from './postgres-crm';
+
+export interface CrmStepContext {
+  db: Db;
+  store: SyncStore;
+  adapter: RecordTypeAdapter<unknown>;
+  mailboxId: string;
+  cycleId: string;
+  recordType: RecordType;
+  /** The mailbox's CRM user, and the policy's feed scope for the type. */
+  ownerId: string;
+  scope: CrmScope;
+  /** Contacts only: the class given to contacts created in the CRM. */
+  contactClass?: string | null;
+  beat(details?: unknown): void;
+}
+
+/** Reads the feed after the saved watermark and stages it with the new watermark pending, in one transaction. */
+export async function pullCrmStep(ctx: CrmStepContext, after: string | null): Promise<number> {
+  const { store, adapter, mailboxId, recordType } = ctx;
+  const page = await adapter.crmChanges({ ownerId: ctx.ownerId, mailboxId, after, scope: ctx.scope });
+  ctx.beat({ read: page.changes.length });
+  await ctx.db.transaction().execute(async (tx) => {
+    await store.stage(tx, mailboxId, recordType, 'crm', page.changes.map((c) => ({
+      externalId: c.id,
+      removed: c.removed,
+      changeKey: null,
+      payload: c.payload
+        ? { ...c.payload, updatedAt: c.updatedAt, ...(c.version ? { [CRM_VERSION_KEY]: c.version } : {}) }
+        : c.leftScope ? { [LEFT_SCOPE_KEY]: true } : null,
+    })));
+    await store.updateCursor(tx, mailboxId, recordType, { pending_crm_watermark: page.watermark });
+  });
+  return page.changes.length;
+}
+
+interface CrmOpPayload {
+  record?: unknown;
+  fingerprint?: string;
+  exchangeChangeKey?: string | null;
+  crmFingerprint?: string;
+  exchangeFingerprint?: string;
+  /** The mapping's base once the operation is applied. */
+  base?: unknown;
+  /** The CRM row version the plan saw (null: unknown). */
+  crmVersion?: string | null;
+}
+
+const WHY: Record<Exclude<CrmPrecondition, 'ok'>, string> = {
+  changed: 'the CRM record was edited after planning',
+  gone: 'the CRM record was deleted after planning',
+  'left-scope': "the CRM record left this mailbox's scope after planning",
+};
+
+/**
+ * One CRM or mapping operation, inside the caller's transaction with its `done` mark. Returns false when the
+ * precondition failed and the operation was given back for re-planning.
+ */
+export async function applyLocalOp(ctx: CrmStepContext, tx: Transaction<Database>, op: OperationRow): Promise<boolean> {
+  const { store, adapter, mailboxId, recordType } = ctx;
+  const p = (op.payload ?? {}) as CrmOpPayload;
+  if (op.side === 'crm' && op.kind !== 'create') {
+    const pre = await adapter.crmPrecondition(tx, op.crm_id!, { version: p.crmVersion ?? null, ownerId: ctx.ownerId, scope: ctx.scope });
+    if (pre !== 'ok') {
+      await giveBack(ctx, tx, op, pre);
+      return false;
+    }
+  }
+  if (op.side === 'crm') {
+    if (op.kind === 'create') {
+      // The sync id doubles as the CRM id, so a retried create is a no-op.
+      // Created from Exchange: owned by the mailbox's user whatever the feed's scope; contacts get the policy's class.
+      await adapter.createInCrm(tx, mailboxId, op.sync_id, ctx.ownerId, p.record, ctx.contactClass !== undefined ? { contactClass: ctx.contactClass } : undefined);
+      await store.upsertMapping(tx, {
+        mailbox_id: mailboxId, record_type: recordType, crm_id: op.sync_id, exchange_id: op.exchange_id!, sync_id: op.sync_id,
+        crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: p.exchangeChangeKey ?? null,
+        base: p.base ?? p.record, crm_version: await adapter.crmVersion(tx),
+      });
+    } else if (op.kind === 'update') {
+      await adapter.updateInCrm(tx, mailboxId, op.crm_id!, p.record);
+      await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, {
+        crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined,
+        base: p.base, crm_version: await adapter.crmVersion(tx),
+      });
+    } else if (op.kind === 'delete') {
+      await adapter.deleteInCrm(tx, mailboxId, op.crm_id!);
+      await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
+    }
+  } else if (op.kind === 'unlink') await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
+  else if (op.kind === 'link') {
+    // Merge by email: two existing items are one record; only the mapping is created.
+    await store.upsertMapping(tx, {
+      mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: op.exchange_id!, sync_id: op.sync_id,
+      crm_fingerprint: p.crmFingerprint ?? null, exchange_fingerprint: p.exchangeFingerprint ?? null, exchange_change_key: p.exchangeChangeKey ?? null,
+      base: p.base ?? null, crm_version: p.crmVersion ?? null,
+    });
+  } else {
+    await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, {
+      crm_fingerprint: p.crmFingerprint, exchange_fingerprint: p.exchangeFingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined,
+      base: p.base, crm_version: p.crmVersion ?? undefined,
+    });
+  }
+  await store.finishOperation(tx, op.id, 'done');
+  return true;
+}
+
+/**
+ * A CRM write whose precondition failed: nothing is written, the mapping is left as it was, and the Exchange
+ * change it carried goes back to the next plan, together with what the CRM now says (a deletion or a record
+ * that left the scope is staged here; an edit comes with the next feed read).
+ */
+async function giveBack(ctx: CrmStepContext, tx: Transaction<Database>, op: OperationRow, pre: Exclude<CrmPrecondition, 'ok'>): Promise<void> {
+  const { store, mailboxId, recordType, cycleId } = ctx;
+  if (pre !== 'changed') {
+    await store.stage(tx, mailboxId, recordType, 'crm', [{ externalId: op.crm_id!, removed: true, changeKey: null, payload: pre === 'left-scope' ? { [LEFT_SCOPE_KEY]: true } : null }]);
+  }
+  if (op.exchange_id) await store.unplan(tx, mailboxId, recordType, 'exchange', op.exchange_id);
+  await store.finishOperation(tx, op.id, 'skipped', `${REPLAN_PREFIX} ${WHY[pre]}`);
+  await store.log(tx, { mailboxId, cycleId, level: 'info', recordType, side: 'crm', itemId: op.crm_id ?? undefined, message: `${op.kind} not applied: ${WHY[pre]}; planned again against what is there now` });
+}
