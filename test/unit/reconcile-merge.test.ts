@@ -1,0 +1,66 @@
+/** The reconciler's field-level three-way merge against a mapping's base, and "left scope" versus "deleted". */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { reconcile, type MappingState, type SideChange } from '../../src/domain/reconcile';
+import { graphContactPatch, type ContactRecord } from '../../src/domain/contact';
+import { syncedFingerprint } from '../../src/domain/planning';
+
+const BASE: ContactRecord = { firstName: 'Ada', lastName: 'Lovelace', jobTitle: 'Start', phone: '1' };
+const mapping: MappingState = { crmId: 'c1', exchangeId: 'e1', crmFingerprint: 'x', exchangeFingerprint: 'x', exchangeChangeKey: 'k0', base: BASE as Record<string, unknown> };
+const ch = (id: string, record: ContactRecord): SideChange<ContactRecord> => ({ id, removed: false, record, fingerprint: syncedFingerprint('contact', record) });
+const run = (e?: SideChange<ContactRecord>, c?: SideChange<ContactRecord>, conflict: 'crm-wins' | 'exchange-wins' = 'crm-wins') =>
+  reconcile<ContactRecord>({
+    exchange: e ? [e] : [], crm: c ? [c] : [], mappings: [mapping], exchangeOnly: ['displayName', 'otherPhones'],
+    policy: { direction: 'both', conflict, deleteVsUpdate: 'keep-updated' },
+  });
+
+describe('three-way merge against the base', () => {
+  it('edits to different fields on the two sides both survive, with no conflict', () => {
+    const r = run(ch('e1', { ...BASE, jobTitle: 'Outlook' }), ch('c1', { ...BASE, phone: '2' }));
+    assert.equal(r.conflicts.length, 0);
+    const updates = r.operations.filter((o) => o.kind === 'update');
+    assert.deepEqual(updates.map((o) => o.side).sort(), ['crm', 'exchange']);
+    for (const u of updates) assert.deepEqual(u.kind === 'update' && u.record, { ...BASE, jobTitle: 'Outlook', phone: '2' });
+  });
+
+  it('the same field changed on both sides goes to the conflict rule, and only that field', () => {
+    const r = run(ch('e1', { ...BASE, jobTitle: 'Outlook', lastName: 'King' }), ch('c1', { ...BASE, jobTitle: 'CRM' }));
+    assert.equal(r.conflicts.length, 1);
+    assert.match(r.conflicts[0].outcome, /fields jobTitle: CRM version kept/);
+    const toEx = r.operations.find((o) => o.kind === 'update' && o.side === 'exchange');
+    const toCrm = r.operations.find((o) => o.kind === 'update' && o.side === 'crm');
+    assert.deepEqual(toEx?.kind === 'update' && toEx.record, { ...BASE, jobTitle: 'CRM', lastName: 'King' });
+    assert.deepEqual(toCrm?.kind === 'update' && toCrm.record, { ...BASE, jobTitle: 'CRM', lastName: 'King' });
+  });
+
+  it('an Outlook-only field (extra phones, own display name) changes nothing in the CRM but joins the base', () => {
+    const r = run(ch('e1', { ...BASE, otherPhones: ['9'], displayName: 'The Countess' }));
+    assert.deepEqual(r.operations.map((o) => o.kind), ['refresh']);
+    const op = r.operations[0];
+    assert.deepEqual(op.kind === 'refresh' && op.base, { ...BASE, otherPhones: ['9'], displayName: 'The Countess' });
+  });
+
+  it('a CRM edit is written to Exchange as only the properties that changed', () => {
+    const kept = { ...BASE, otherPhones: ['9'], displayName: 'The Countess' };
+    const r = reconcile<ContactRecord>({
+      exchange: [], crm: [ch('c1', { ...BASE, jobTitle: 'New' })], exchangeOnly: ['displayName', 'otherPhones'],
+      mappings: [{ ...mapping, base: kept as Record<string, unknown> }], policy: { direction: 'both', conflict: 'crm-wins', deleteVsUpdate: 'keep-updated' },
+    });
+    const u = r.operations.find((o) => o.kind === 'update');
+    assert.ok(u && u.kind === 'update' && u.previous);
+    assert.deepEqual(graphContactPatch(u.record, u.previous), { jobTitle: 'New' }, 'phones, display name and the rest are not sent');
+  });
+});
+
+describe('leaving scope is not a delete', () => {
+  const left: SideChange<ContactRecord> = { id: 'c1', removed: true, leftScope: true };
+  it('an unedited Outlook copy is removed; the CRM record is never written', () => {
+    const r = run(ch('e1', BASE), left);
+    assert.deepEqual(r.operations.map((o) => [o.kind, 'side' in o ? o.side : 'mapping']), [['delete', 'exchange']]);
+  });
+  it('an Outlook copy edited since the last sync is kept, unlinked, and nothing is re-created in the CRM (keep-updated)', () => {
+    const r = run(ch('e1', { ...BASE, jobTitle: 'Outlook' }), left);
+    assert.deepEqual(r.operations.map((o) => o.kind), ['unlink']);
+    assert.equal(r.conflicts.length, 1);
+  });
+});
