@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Client } from '@microsoft/microsoft-graph-client';
+import { sendBatch } from '../../src/activities/exchange/batch';
+import { TodoApi } from '../../src/activities/exchange/todo-api';
 import { startGraphEmulator, type GraphEmulator } from '../../src/emulator';
 import { connect, graphError } from '../helpers/emulator-client';
 
@@ -138,6 +140,34 @@ describe('Graph emulator: Microsoft To Do through the real client', () => {
     const byExternal = new Map(all.flatMap((x) => (x.linkedResources as Item[]).map((l) => [l.externalId, x.id] as const)));
     assert.equal(byExternal.get('crm-task-42'), t.id);
     assert.equal(byExternal.get('crm-task-43'), other.id);
+  });
+
+  test('a list of more than a thousand tasks is read in $top pages; the absolute nextLink keeps $expand and works in a $batch', async () => {
+    // Graph documents no filter on linked resources (todotasklist-list-tasks.md): a lookup by sync id has to
+    // read every page, following @odata.nextLink (paging.md), which the sync sends as a batch operation.
+    const list = await client.api(base).post({ displayName: 'Big' });
+    const tasks = `${base}/${list.id}/tasks`;
+    const total = 1203;
+    for (let i = 0; i < total; i++) emu.admin.createTask(UPN, 'Big', { title: `Bulk ${i}`, linkedResources: [{ applicationName: 'cxsync', externalId: `sync-${i}` }] });
+
+    const first = (await client.api(`${tasks}?$top=1000&$expand=linkedResources`).get()) as DeltaPage;
+    assert.equal(first.value.length, 1000);
+    const next = first['@odata.nextLink']!;
+    assert.ok(next.startsWith(`${emu.graphBaseUrl}${tasks}?`), `an absolute link, as Graph gives: ${next}`);
+    const query = new URL(next).searchParams;
+    assert.equal(query.get('$expand'), 'linkedResources', 'the link keeps the query options of the first request');
+    assert.equal(query.get('$top'), '1000');
+
+    const second = (await client.api(next).get()) as DeltaPage;
+    assert.equal(second.value.length, total - 1000);
+    assert.equal(second['@odata.nextLink'], undefined, 'the last page has no nextLink');
+    const externalIds = [...first.value, ...second.value].map((x) => (x.linkedResources as Item[])[0].externalId as string);
+    assert.equal(new Set(externalIds).size, total, 'every task once, with its linked resources');
+    assert.ok(!first.value.some((x) => (x.linkedResources as Item[])[0].externalId === `sync-${total - 1}`), 'the last task is beyond the first page');
+
+    const [answer] = await sendBatch(client, UPN, [new TodoApi(client).nextPageRequest(next)]);
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.deepEqual((answer.body as DeltaPage).value.map((x) => x.id), second.value.map((x) => x.id), 'the nextLink as a batch operation reads the same page');
   });
 
   test('tasks/delta: paged first round, incremental round with updates and deletions, expand kept in the token', async () => {

@@ -292,11 +292,12 @@ describe('calendar events two-way sync on the real stack', () => {
     const rows = await crmEvents(s, sql`(id = ${master}::uuid or series_id = ${master}::uuid) and deleted_at is null`);
     assert.deepEqual(
       rows.filter((r) => r.series_id).map((r) => [r.original_start, r.status, r.start_local, r.subject]).sort(),
+      // '' inherits the series' subject: the copies the rows were inserted with are rewritten that way.
       [
-        [`${wk(2)}T09:00:00`, 'Open', `${addDays(wk(2), 1)}T14:00:00`, 'Weekly sync'],
-        [`${wk(4)}T09:00:00`, 'Canceled', `${wk(4)}T09:00:00`, 'Weekly sync'],
+        [`${wk(2)}T09:00:00`, 'Open', `${addDays(wk(2), 1)}T14:00:00`, ''],
+        [`${wk(4)}T09:00:00`, 'Canceled', `${wk(4)}T09:00:00`, ''],
         [`${wk(5)}T09:00:00`, 'Open', `${wk(5)}T11:00:00`, 'Weekly sync (with CEO)'],
-        [`${wk(6)}T09:00:00`, 'Canceled', `${wk(6)}T09:00:00`, 'Weekly sync'],
+        [`${wk(6)}T09:00:00`, 'Canceled', `${wk(6)}T09:00:00`, ''],
       ].sort(),
     );
     assert.equal((await crmEvents(s, sql`subject like 'Weekly sync%' and series_id is null and deleted_at is null`)).length, 1, 'one series in the CRM');
@@ -337,6 +338,63 @@ describe('calendar events two-way sync on the real stack', () => {
     t = await sync();
     assert.equal(t.crm.deleted, 1, JSON.stringify(t));
     assert.ok((await crmEvents(s, sql`id = ${master.id}::uuid or series_id = ${master.id}::uuid`)).every((r) => r.deleted), 'the master and its exception rows');
+  });
+
+  it('a series made in Outlook and renamed in the CRM: its moved occurrence follows the new subject and room, one with its own subject keeps it', async () => {
+    const start = mondayAfter(9);
+    const wk = (n: number) => addDays(start, 7 * n);
+    const created = s.emulator.admin.createEvent(ANNA, 'VEvents', {
+      subject: 'Design review',
+      location: { displayName: 'Room A' },
+      start: { dateTime: `${start}T10:00:00`, timeZone: 'W. Europe Standard Time' },
+      end: { dateTime: `${start}T11:00:00`, timeZone: 'W. Europe Standard Time' },
+      recurrence: { pattern: { type: 'weekly', interval: 1, daysOfWeek: ['monday'] }, range: { type: 'numbered', startDate: start, numberOfOccurrences: 6 } },
+    });
+    const occurrences = () =>
+      (s.emulator.admin.calendarView(ANNA, 'VEvents', `${addDays(start, -1)}T00:00:00Z`, `${wk(6)}T00:00:00Z`, 'W. Europe Standard Time') as unknown as Ev[])
+        .filter((v) => v.seriesMasterId === created.id)
+        .map((v) => [v.start.dateTime.slice(0, 16).replace('T', ' '), v.subject, (v.location as { displayName: string }).displayName]);
+    const at = (n: number) => (s.emulator.admin.calendarView(ANNA, 'VEvents', `${wk(n)}T00:00:00Z`, `${addDays(wk(n), 1)}T00:00:00Z`) as unknown as Ev[]).find((v) => v.seriesMasterId === created.id)!;
+    // Week 1 moved to Tuesday (the series' subject and room); week 3 with its own subject and room.
+    s.emulator.admin.updateEvent(ANNA, at(1).id, {
+      start: { dateTime: `${addDays(wk(1), 1)}T15:00:00`, timeZone: 'W. Europe Standard Time' },
+      end: { dateTime: `${addDays(wk(1), 1)}T16:00:00`, timeZone: 'W. Europe Standard Time' },
+    });
+    s.emulator.admin.updateEvent(ANNA, at(3).id, { subject: 'Design review (customer)', location: { displayName: 'Customer site' } });
+    let t = await sync();
+    assert.equal(t.crm.created, 1, JSON.stringify(t));
+    const master = (await crmEvents(s, sql`subject = 'Design review' and series_id is null and deleted_at is null`))[0];
+    const rows = async () =>
+      (
+        await sql<{ original_start: string; subject: string; location: string | null; shown: string; shown_location: string | null }>`
+          select to_char(x.original_start, 'YYYY-MM-DD"T"HH24:MI:SS') as original_start, x.subject, x.location,
+            coalesce(nullif(x.subject, ''), m.subject) as shown, coalesce(x.location, m.location) as shown_location
+          from crm.events x join crm.events m on m.id = x.series_id
+          where x.series_id = ${master.id}::uuid and x.deleted_at is null order by x.original_start`.execute(s.db)
+      ).rows;
+    assert.deepEqual((await rows()).map((r) => [r.original_start, r.subject, r.location]), [
+      [`${wk(1)}T10:00:00`, '', null],
+      [`${wk(3)}T10:00:00`, 'Design review (customer)', 'Customer site'],
+    ], 'the moved occurrence inherits the series subject and room; the other keeps its own');
+
+    await sql`update crm.events set subject = 'Design review v2', location = 'Room B' where id = ${master.id}::uuid`.execute(s.db);
+    t = await sync();
+    assert.equal(t.exchange.updated, 1, JSON.stringify(t));
+    assert.deepEqual(occurrences(), [
+      [`${wk(0)} 10:00`, 'Design review v2', 'Room B'],
+      [`${addDays(wk(1), 1)} 15:00`, 'Design review v2', 'Room B'],
+      [`${wk(2)} 10:00`, 'Design review v2', 'Room B'],
+      [`${wk(3)} 10:00`, 'Design review (customer)', 'Customer site'],
+      [`${wk(4)} 10:00`, 'Design review v2', 'Room B'],
+      [`${wk(5)} 10:00`, 'Design review v2', 'Room B'],
+    ], 'Outlook: the moved occurrence is renamed with its series, still on Tuesday');
+    assert.deepEqual((await rows()).map((r) => [r.original_start, r.shown, r.shown_location]), [
+      [`${wk(1)}T10:00:00`, 'Design review v2', 'Room B'],
+      [`${wk(3)}T10:00:00`, 'Design review (customer)', 'Customer site'],
+    ], 'CRM: the exception row shows the new subject');
+
+    const q = await sync();
+    assert.deepEqual([q.exchange.created, q.exchange.updated, q.crm.created, q.crm.updated], [0, 0, 0, 0], 'quiet afterwards');
   });
 
   it('an appointment moved out of the window in Outlook is not a delete', async () => {

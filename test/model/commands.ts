@@ -1,0 +1,106 @@
+/**
+ * The commands of a model run, as plain data (so fast-check can shrink a failing list) that print as a user
+ * would say them: "A: step", "edit Outlook A R2.jobTitle", "pause B". Record names R1, R2, … are assigned in
+ * creation order; a command naming a record that does not exist (yet, or any more on that side) is skipped.
+ */
+import fc from 'fast-check';
+import type { Mailbox } from './environment';
+import type { Side } from './intent';
+import { OUTLOOK_UNSYNCED, sideName, type OutlookUnsynced } from './world';
+
+export type Command =
+  | { t: 'step'; m: Mailbox }
+  /** The activity succeeds but the workflow never hears: Temporal runs it again. */
+  | { t: 'lost-answer'; m: Mailbox }
+  /** The next Graph operations of one activity attempt fail (applied: performed, then answered with the fault). */
+  | { t: 'fault'; m: Mailbox; status: 429 | 503; applied: boolean; count: number }
+  | { t: 'pause'; m: Mailbox }
+  | { t: 'resume'; m: Mailbox }
+  | { t: 'batch'; size: number }
+  | { t: 'create'; side: Side }
+  | { t: 'edit'; side: Side; rec: number; field: string; clear: boolean }
+  | { t: 'delete'; side: Side; rec: number }
+  | { t: 'reassign'; rec: number; to: Mailbox | 'outside' }
+  /** CRM: the contact class; Outlook: a property cxsync does not sync. */
+  | { t: 'unsynced'; side: Side; rec: number; key: OutlookUnsynced | 'contact_class' };
+
+export function describe(c: Command): string {
+  switch (c.t) {
+    case 'step': return `${c.m}: step`;
+    case 'lost-answer': return `${c.m}: step, answer lost`;
+    case 'fault': return `${c.m}: step with ${c.count}× ${c.status}${c.applied ? ' after the write was done' : ''}`;
+    case 'pause': return `pause ${c.m}`;
+    case 'resume': return `resume ${c.m}`;
+    case 'batch': return `batch size ${c.size}`;
+    case 'create': return `create in ${sideName(c.side)}`;
+    case 'edit': return `${c.clear ? 'clear' : 'edit'} ${sideName(c.side)} R${c.rec}.${c.field}`;
+    case 'delete': return `delete ${sideName(c.side)} R${c.rec}`;
+    case 'reassign': return `reassign R${c.rec} to ${c.to === 'outside' ? 'someone outside the workgroup' : `user ${c.to}`}`;
+    case 'unsynced': return `set ${sideName(c.side)} R${c.rec}.${c.key} (unsynced)`;
+  }
+}
+
+/** The same object, printed readably in fast-check's counterexamples. */
+function printable<T extends Command>(c: T): T {
+  return Object.defineProperty(c, fc.toStringMethod, { value: () => describe(c), enumerable: false });
+}
+
+export interface Scenario {
+  mailboxes: Mailbox[];
+  batchSize: number;
+  /** Records created (on these sides) and synced before the commands start, so edits meet linked pairs. */
+  initial: Side[];
+  commands: Command[];
+}
+
+export function scenarioText(s: Scenario): string {
+  return [`mailboxes ${s.mailboxes.join('+')}, batch size ${s.batchSize}, synced first: ${s.initial.map(sideName).join(', ') || 'nothing'}`, ...s.commands.map((c, i) => `  ${i + 1}. ${describe(c)}`)].join('\n');
+}
+
+const BATCH_SIZES = [1, 2, 3, 500];
+
+export function commandArb(mailboxes: Mailbox[], fields: string[], maxRecords: number): fc.Arbitrary<Command> {
+  const m = fc.constantFrom(...mailboxes);
+  const side = fc.constantFrom<Side>('crm', ...mailboxes);
+  const rec = fc.integer({ min: 1, max: maxRecords });
+  const cmd = <T extends Command>(a: fc.Arbitrary<T>) => a.map(printable);
+  return fc.oneof(
+    { weight: 24, arbitrary: cmd(m.map((x) => ({ t: 'step' as const, m: x }))) },
+    { weight: 2, arbitrary: cmd(m.map((x) => ({ t: 'lost-answer' as const, m: x }))) },
+    { weight: 2, arbitrary: cmd(fc.record({ t: fc.constant('fault' as const), m, status: fc.constantFrom<429 | 503>(429, 503), applied: fc.boolean(), count: fc.integer({ min: 1, max: 3 }) })) },
+    { weight: 1, arbitrary: cmd(m.map((x) => ({ t: 'pause' as const, m: x }))) },
+    { weight: 1, arbitrary: cmd(m.map((x) => ({ t: 'resume' as const, m: x }))) },
+    { weight: 1, arbitrary: cmd(fc.constantFrom(...BATCH_SIZES).map((size) => ({ t: 'batch' as const, size }))) },
+    { weight: 2, arbitrary: cmd(side.map((s) => ({ t: 'create' as const, side: s }))) },
+    {
+      weight: 8,
+      arbitrary: cmd(
+        fc.record({ t: fc.constant('edit' as const), side, rec, field: fc.constantFrom(...fields), clear: fc.integer({ min: 0, max: 9 }).map((n) => n === 0) })
+          .map((e) => ({ ...e, clear: e.clear && e.field !== 'lastName' })), // the last name carries the record's tag
+      ),
+    },
+    { weight: 2, arbitrary: cmd(fc.record({ t: fc.constant('delete' as const), side, rec })) },
+    { weight: 1, arbitrary: cmd(fc.record({ t: fc.constant('reassign' as const), rec, to: fc.constantFrom<Mailbox | 'outside'>(...mailboxes, 'outside') })) },
+    {
+      weight: 2,
+      arbitrary: cmd(
+        fc.oneof(
+          fc.record({ t: fc.constant('unsynced' as const), side: fc.constant<Side>('crm'), rec, key: fc.constant('contact_class' as const) }),
+          fc.record({ t: fc.constant('unsynced' as const), side: m as fc.Arbitrary<Side>, rec, key: fc.constantFrom(...OUTLOOK_UNSYNCED) }),
+        ),
+      ),
+    },
+  );
+}
+
+export function scenarioArb(fields: string[], opts: { minCommands: number; maxCommands: number }): fc.Arbitrary<Scenario> {
+  return fc.boolean().chain((two) => {
+    const mailboxes: Mailbox[] = two ? ['A', 'B'] : ['A'];
+    return fc.record({
+      mailboxes: fc.constant(mailboxes),
+      batchSize: fc.constantFrom(...BATCH_SIZES),
+      initial: fc.array(fc.constantFrom<Side>('crm', ...mailboxes), { maxLength: 3 }),
+      commands: fc.array(commandArb(mailboxes, fields, 6), { minLength: opts.minCommands, maxLength: opts.maxCommands }),
+    });
+  });
+}

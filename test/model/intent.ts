@@ -1,0 +1,123 @@
+/**
+ * The reference model: what the users meant, per logical record, whatever order the sync ran in.
+ *
+ * A record is known by its tag ("R3"), the first word of its last name on every side; edits of the last name
+ * keep it, so duplicates and lost records can be counted on each side without trusting the sync's mappings.
+ *
+ * Per synced field the model keeps the *live* edits: those no later edit was made in knowledge of. An edit on a
+ * side makes earlier edits of that field live on the same side obsolete, and those of other sides too when the
+ * user could see them (the side showed that value when the user edited). Two or more live edits of a field
+ * are concurrent: one of them ends up on every side, the others must be on record as the losing side of a
+ * conflict. A single live edit of a field must end up on every side, whatever else was edited (field-level
+ * merge). A delete is concurrent with an edit of another side the deleting user could not see yet, or made
+ * after the delete (the other copy still existed): under keep-updated such a record survives, otherwise it is
+ * gone on every side. A record reassigned out of the mailboxes' scope keeps its CRM row as it was then.
+ */
+import type { Mailbox } from './environment';
+
+export type Side = 'crm' | Mailbox;
+export type Value = string | null;
+/** A side's synced fields as the domain mapper reads them (absent = null). */
+export type Snapshot = Record<string, Value>;
+
+export interface Edit {
+  side: Side;
+  value: Value;
+  seq: number;
+}
+
+interface Deletion {
+  side: Side;
+  seq: number;
+  /** An edit of another side the deleting user could not see, or made afterwards: the record must survive (keep-updated). */
+  contested: boolean;
+}
+
+/** User data cxsync does not sync, where the user put it; it must still be there if that copy still is. */
+export interface Kept {
+  side: Side;
+  /** Exchange item id, or CRM row id. */
+  itemId: string;
+  key: string;
+  value: unknown;
+}
+
+export interface RecordIntent {
+  tag: string;
+  origin: Side;
+  live: Map<string, Edit[]>;
+  /** Fields whose outcome the model does not predict: a delete dropped the deleting side's pending edit. */
+  loose: Set<string>;
+  deletions: Deletion[];
+  /** Reassigned to a user outside every mailbox's scope: the CRM row's synced fields at that moment. */
+  leftScope?: Snapshot;
+  kept: Kept[];
+}
+
+export type Expected = 'alive' | 'gone' | 'left-scope';
+
+export class Intent {
+  readonly records: RecordIntent[] = [];
+  private seq = 0;
+
+  next(): number {
+    return ++this.seq;
+  }
+
+  byTag(tag: string): RecordIntent | undefined {
+    return this.records.find((r) => r.tag === tag);
+  }
+
+  /** The tag the next created record gets. */
+  nextTag(): string {
+    return `R${this.records.length + 1}`;
+  }
+
+  created(origin: Side, values: Snapshot): RecordIntent {
+    const tag = this.nextTag();
+    const rec: RecordIntent = { tag, origin, live: new Map(), loose: new Set(), deletions: [], kept: [] };
+    const seq = this.next();
+    for (const [field, value] of Object.entries(values)) if (value !== null) rec.live.set(field, [{ side: origin, value, seq }]);
+    this.records.push(rec);
+    return rec;
+  }
+
+  /** `before`: the edited copy's synced fields just before the edit (what the user saw). */
+  edited(rec: RecordIntent, side: Side, field: string, value: Value, before: Snapshot): void {
+    const still = (rec.live.get(field) ?? []).filter((e) => e.side !== side && before[field] !== e.value);
+    still.push({ side, value, seq: this.next() });
+    rec.live.set(field, still);
+    rec.loose.delete(field);
+    for (const d of rec.deletions) if (d.side !== side) d.contested = true;
+  }
+
+  deleted(rec: RecordIntent, side: Side, before: Snapshot): void {
+    let contested = false;
+    for (const [field, edits] of rec.live) {
+      if (edits.some((e) => e.side !== side && before[field] !== e.value)) contested = true;
+      const others = edits.filter((e) => e.side !== side);
+      if (others.length === edits.length) continue;
+      if (others.length) rec.live.set(field, others);
+      else {
+        rec.live.delete(field);
+        rec.loose.add(field);
+      }
+    }
+    rec.deletions.push({ side, seq: this.next(), contested });
+  }
+
+  leftScope(rec: RecordIntent, crm: Snapshot): void {
+    rec.leftScope = crm;
+  }
+
+  keep(rec: RecordIntent, k: Kept): void {
+    rec.kept = rec.kept.filter((x) => !(x.side === k.side && x.itemId === k.itemId && x.key === k.key));
+    rec.kept.push(k);
+  }
+
+  expected(rec: RecordIntent): Expected {
+    if (rec.leftScope) return 'left-scope';
+    const last = rec.deletions[rec.deletions.length - 1];
+    return last && !last.contested ? 'gone' : 'alive';
+  }
+}

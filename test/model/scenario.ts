@@ -1,0 +1,110 @@
+/**
+ * One model run: reset the shared environment, create and sync the initial records, play the commands (each a
+ * workflow step or a user's action), settle, check. Returns the violations and a trace of what happened, for
+ * the failure report.
+ */
+import { MailboxDriver } from './driver';
+import type { Mailbox, ModelEnv } from './environment';
+import { checkInvariants, type Invariant, type Violation } from './invariants';
+import { describe, type Command, type Scenario } from './commands';
+import { settle } from './settle';
+import { World, type OutlookUnsynced } from './world';
+
+export interface RunResult {
+  violations: Violation[];
+  trace: string[];
+  rounds: number;
+}
+
+/** Rounds of cycles quiescence may take: the writes a batch size lets through per cycle, and a margin for echoes. */
+export function roundBound(records: number, batchSize: number): number {
+  return 6 + 3 * Math.ceil((records + 1) / batchSize);
+}
+
+export class ModelRun {
+  readonly world: World;
+  readonly drivers: Record<Mailbox, MailboxDriver>;
+  readonly trace: string[] = [];
+
+  constructor(readonly env: ModelEnv, fields: string[], readonly mailboxes: Mailbox[]) {
+    this.world = new World(env, fields);
+    this.drivers = Object.fromEntries(mailboxes.map((m) => [m, new MailboxDriver(env, m)])) as Record<Mailbox, MailboxDriver>;
+  }
+
+  private recordOf(n: number) {
+    return this.world.intent.byTag(`R${n}`);
+  }
+
+  async apply(c: Command): Promise<string> {
+    const w = this.world;
+    switch (c.t) {
+      case 'step':
+      case 'lost-answer':
+      case 'fault': {
+        const d = this.drivers[c.m];
+        const r = await d.step(
+          c.t === 'step' ? { kind: 'normal' } : c.t === 'lost-answer' ? { kind: 'lost-answer' } : { kind: 'fault', faults: [{ status: c.status, count: c.count, retryAfterSeconds: 60, applyThenFail: c.applied }] },
+        );
+        return `${r.activity}: ${r.outcome}${r.error ? ` (${r.error.slice(0, 160)})` : ''}`;
+      }
+      case 'pause':
+        this.drivers[c.m].pause();
+        return 'paused';
+      case 'resume':
+        this.drivers[c.m].resume();
+        return 'resumed';
+      case 'batch':
+        await this.env.setBatchSize(c.size);
+        return `batch size ${c.size}`;
+      case 'create': {
+        // CRM contacts alternate between the two users, so the second mailbox meets contacts it does not own.
+        const owner: Mailbox = this.mailboxes.length > 1 && w.intent.records.length % 2 === 1 ? 'B' : 'A';
+        const rec = c.side === 'crm' ? await w.createInCrm(owner) : w.createInOutlook(c.side);
+        return `created ${rec.tag}`;
+      }
+      default:
+        break;
+    }
+    const rec = this.recordOf(c.rec);
+    if (!rec) return `skipped: no record R${c.rec}`;
+    switch (c.t) {
+      case 'edit': {
+        const value = c.clear ? null : w.value(rec, c.field, w.intent.next());
+        return c.side === 'crm' ? w.editCrm(rec, c.field, value) : w.editOutlook(c.side, rec, c.field, value);
+      }
+      case 'delete':
+        return c.side === 'crm' ? w.deleteInCrm(rec) : w.deleteInOutlook(c.side, rec);
+      case 'reassign':
+        return w.reassign(rec, c.to);
+      case 'unsynced':
+        if (c.side === 'crm') return w.setContactClass(rec, `class ${w.intent.next()}`);
+        return w.setOutlookUnsynced(c.side, rec, c.key as OutlookUnsynced, w.intent.next());
+    }
+  }
+
+  async settle(): Promise<{ violations: Violation[]; rounds: number }> {
+    const s = await settle(this.env, this.mailboxes.map((m) => this.drivers[m]), roundBound(this.world.intent.records.length * this.mailboxes.length, this.env.settings.batchSize));
+    for (const c of s.cycles) this.trace.push(`  settle ${c.mailbox}: ${c.resumed ? 'resumed, ' : ''}${c.outcome}${c.workRemaining ? ', work remaining' : ''}, ${c.operations.length} op(s)${c.operations.length ? `: ${c.operations.join(' | ')}` : ''}`);
+    return s;
+  }
+
+  async check(): Promise<Violation[]> {
+    return checkInvariants(this.world, this.mailboxes);
+  }
+}
+
+export async function runScenario(env: ModelEnv, fields: string[], s: Scenario, skip: ReadonlySet<Invariant> = new Set()): Promise<RunResult> {
+  await env.reset({ mailboxes: s.mailboxes, batchSize: s.batchSize });
+  const run = new ModelRun(env, fields, s.mailboxes);
+  const keep = (vs: Violation[]) => vs.filter((v) => !skip.has(v.invariant));
+  for (const side of s.initial) await run.apply({ t: 'create', side });
+  const first = await run.settle();
+  if (keep(first.violations).length) return { violations: first.violations, trace: run.trace, rounds: first.rounds };
+  run.trace.push('-- commands --');
+  for (const c of s.commands) run.trace.push(`${describe(c)} → ${await run.apply(c)}`);
+  run.trace.push('-- settling --');
+  const settled = await run.settle();
+  // A sync that never settles leaves both sides mid-flight: checking them would only add noise.
+  const violations = keep(settled.violations).length ? settled.violations : [...settled.violations, ...(await run.check())];
+  return { violations: keep(violations), trace: run.trace, rounds: settled.rounds };
+}
