@@ -336,6 +336,8 @@ interface Work {
   op: OperationRow;
   step: Step;
   changeKey?: string | null;
+  /** 'find' past the first page of a paged lookup: the request for that page (adapter.findNextPage). */
+  page?: GraphSubRequest;
 }
 
 /**
@@ -428,7 +430,7 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
     const r = adapter.exchangeRequests;
     const p = payload(w.op);
     switch (w.step) {
-      case 'find': return r.findBySyncId(upn, containerId, w.op.sync_id);
+      case 'find': return w.page ?? r.findBySyncId(upn, containerId, w.op.sync_id);
       case 'create': return r.create(upn, containerId, p.record, { syncId: w.op.sync_id, crmId: w.op.crm_id! }, category?.name ?? null);
       case 'update': return r.update(upn, containerId, w.op.exchange_id!, p.record, ifMatchKey(w.op), p.previous ?? undefined);
       case 'retry-update': return r.update(upn, containerId, w.op.exchange_id!, p.record, w.changeKey ?? null, p.previous ?? undefined);
@@ -439,6 +441,8 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
   };
 
   const next: Work[] = [];
+  /** This round moved a lookup on to its next page. */
+  let paged = false;
   let attention: ClassifiedGraphError | undefined;
   const handle = async (w: Work, o: BatchOutcome<Work>): Promise<'stop' | void> => {
     const { op } = w;
@@ -458,6 +462,12 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
         const found = e ? undefined : adapter.foundOf(o.response.body, op.sync_id);
         if (found) return void (await done(op, found));
         if (e) return void (await itemFailed(op, e));
+        const page = adapter.findNextPage?.(o.response.body, op.sync_id);
+        if (page) {
+          paged = true;
+          next.push({ op, step: 'find', page });
+          return;
+        }
         next.push({ op, step: 'create' });
         return;
       }
@@ -509,8 +519,11 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
   // Round 0 sends everything; later rounds send what needs a second request (a lookup that found nothing, a
   // re-read after 412, a retry on the new change key) and what met a short throttling or transient failure.
   let unresolved = 0;
+  // A round that moved a lookup on to its next page made progress through a finite list: it does not count
+  // against the cap, or a list of more than ~5 pages could never finish its lookup (every retry starts over).
+  let pagingRounds = 0;
   for (let round = 0; work.length > 0; round++) {
-    if (round >= 6 || (transient.retryAfterMs ?? 0) > LONG_RETRY_AFTER_MS) {
+    if (round - pagingRounds >= 6 || (transient.retryAfterMs ?? 0) > LONG_RETRY_AFTER_MS) {
       unresolved = work.length;
       break;
     }
@@ -537,6 +550,8 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
     });
     if (attention) throw needsAttention(attention, what);
     work = [...next.splice(0), ...run.unsent.map((u) => u.key)];
+    if (paged) pagingRounds++;
+    paged = false;
     if (run.waitMs !== undefined) {
       // The mailbox's request budget is spent: Temporal waits it out instead of this activity.
       transient.wait(run.waitMs);
