@@ -168,6 +168,18 @@ export class MailboxDriver {
     }
   }
 
+  /** Runs normal steps until the next activity is `prefix` (not run): a story's way to stop at a point of the cycle. */
+  async runUntil(prefix: string, maxSteps = 60): Promise<void> {
+    for (let i = 0; i < maxSteps; i++) {
+      const n = this.next();
+      if (n.kind === 'wait') throw new StuckError(`${this.mailbox} waits (${n.reason}) before reaching ${prefix}`);
+      if (n.name.startsWith(prefix)) return;
+      const r = await this.step();
+      if (r.outcome === 'failed') throw new StuckError(`${this.mailbox}: ${r.activity} failed before reaching ${prefix}: ${r.error}`);
+    }
+    throw new StuckError(`${this.mailbox} did not reach ${prefix} within ${maxSteps} steps`);
+  }
+
   /**
    * Runs normal steps until the cycle under way (or, when idle, the next one) has finished. Returns the cycle's
    * summary and whether the workflow would start the next cycle at once.

@@ -46,6 +46,8 @@ export interface RecordIntent {
   tag: string;
   origin: Side;
   live: Map<string, Edit[]>;
+  /** Every edit per field, live or not. */
+  history: Map<string, Edit[]>;
   /** Fields whose outcome the model does not predict: a delete dropped the deleting side's pending edit. */
   loose: Set<string>;
   deletions: Deletion[];
@@ -59,6 +61,13 @@ export type Expected = 'alive' | 'gone' | 'left-scope';
 export class Intent {
   readonly records: RecordIntent[] = [];
   private seq = 0;
+  /** Where the commands began (after the initial records were synced). */
+  commandsFrom = 0;
+  /**
+   * A write was done but its answer lost (an applied fault): the user may have seen a value the sync does not
+   * know it wrote, so the sync may fairly take an edit of that field for a conflict.
+   */
+  lostWriteAnswers = false;
 
   next(): number {
     return ++this.seq;
@@ -75,18 +84,25 @@ export class Intent {
 
   created(origin: Side, values: Snapshot): RecordIntent {
     const tag = this.nextTag();
-    const rec: RecordIntent = { tag, origin, live: new Map(), loose: new Set(), deletions: [], kept: [] };
+    const rec: RecordIntent = { tag, origin, live: new Map(), history: new Map(), loose: new Set(), deletions: [], kept: [] };
     const seq = this.next();
-    for (const [field, value] of Object.entries(values)) if (value !== null) rec.live.set(field, [{ side: origin, value, seq }]);
+    for (const [field, value] of Object.entries(values)) {
+      if (value === null) continue;
+      rec.live.set(field, [{ side: origin, value, seq }]);
+      rec.history.set(field, [{ side: origin, value, seq }]);
+    }
     this.records.push(rec);
     return rec;
   }
 
   /** `before`: the edited copy's synced fields just before the edit (what the user saw). */
   edited(rec: RecordIntent, side: Side, field: string, value: Value, before: Snapshot): void {
+    if (before[field] === value) return; // setting what is there already (clearing an empty field) changes nothing
     const still = (rec.live.get(field) ?? []).filter((e) => e.side !== side && before[field] !== e.value);
-    still.push({ side, value, seq: this.next() });
+    const edit = { side, value, seq: this.next() };
+    still.push(edit);
     rec.live.set(field, still);
+    rec.history.set(field, [...(rec.history.get(field) ?? []), edit]);
     rec.loose.delete(field);
     for (const d of rec.deletions) if (d.side !== side) d.contested = true;
   }

@@ -3,17 +3,17 @@
  * workflow step or a user's action), settle, check. Returns the violations and a trace of what happened, for
  * the failure report.
  */
+import { sql } from 'kysely';
 import { MailboxDriver } from './driver';
-import type { Mailbox, ModelEnv } from './environment';
+import { MAILBOXES, type Mailbox, type ModelEnv } from './environment';
 import { checkInvariants, type Invariant, type Violation } from './invariants';
-import { describe, type Command, type Scenario } from './commands';
+import { commandText, type Command, type Scenario } from './commands';
 import { settle } from './settle';
 import { World, type OutlookUnsynced } from './world';
 
 export interface RunResult {
   violations: Violation[];
   trace: string[];
-  rounds: number;
 }
 
 /** Rounds of cycles quiescence may take: the writes a batch size lets through per cycle, and a margin for echoes. */
@@ -42,6 +42,7 @@ export class ModelRun {
       case 'lost-answer':
       case 'fault': {
         const d = this.drivers[c.m];
+        if (c.t === 'fault' && c.applied) w.intent.lostWriteAnswers = true;
         const r = await d.step(
           c.t === 'step' ? { kind: 'normal' } : c.t === 'lost-answer' ? { kind: 'lost-answer' } : { kind: 'fault', faults: [{ status: c.status, count: c.count, retryAfterSeconds: 60, applyThenFail: c.applied }] },
         );
@@ -82,10 +83,23 @@ export class ModelRun {
     }
   }
 
-  async settle(): Promise<{ violations: Violation[]; rounds: number }> {
-    const s = await settle(this.env, this.mailboxes.map((m) => this.drivers[m]), roundBound(this.world.intent.records.length * this.mailboxes.length, this.env.settings.batchSize));
+  async settle(until: 'quiet' | 'linked' = 'quiet'): Promise<{ violations: Violation[] }> {
+    const bound = roundBound(this.world.intent.records.length * this.mailboxes.length, this.env.settings.batchSize);
+    const s = await settle(this.env, this.mailboxes.map((m) => this.drivers[m]), bound, until === 'quiet' ? 'quiet' : () => this.linked());
     for (const c of s.cycles) this.trace.push(`  settle ${c.mailbox}: ${c.resumed ? 'resumed, ' : ''}${c.outcome}${c.workRemaining ? ', work remaining' : ''}, ${c.operations.length} op(s)${c.operations.length ? `: ${c.operations.join(' | ')}` : ''}`);
     return s;
+  }
+
+  /** Every record is in the CRM and in every mailbox once, linked: where a run's commands start. */
+  async linked(): Promise<boolean> {
+    const n = this.world.intent.records.length;
+    if ((await this.world.crmRows()).length !== n) return false;
+    for (const m of this.mailboxes) {
+      if (this.world.outlookItems(m).length !== n) return false;
+      const links = await sql<{ n: number }>`select count(*)::int as n from sync.mapping where mailbox_id = ${MAILBOXES[m]} and record_type = 'contact'`.execute(this.env.db);
+      if (links.rows[0].n !== n) return false;
+    }
+    return true;
   }
 
   async check(): Promise<Violation[]> {
@@ -94,17 +108,26 @@ export class ModelRun {
 }
 
 export async function runScenario(env: ModelEnv, fields: string[], s: Scenario, skip: ReadonlySet<Invariant> = new Set()): Promise<RunResult> {
-  await env.reset({ mailboxes: s.mailboxes, batchSize: s.batchSize });
+  // The first state is set up in as few cycles as possible: it is not what the run is about.
+  await env.reset({ mailboxes: s.mailboxes, batchSize: 500 });
   const run = new ModelRun(env, fields, s.mailboxes);
   const keep = (vs: Violation[]) => vs.filter((v) => !skip.has(v.invariant));
-  for (const side of s.initial) await run.apply({ t: 'create', side });
-  const first = await run.settle();
-  if (keep(first.violations).length) return { violations: first.violations, trace: run.trace, rounds: first.rounds };
-  run.trace.push('-- commands --');
-  for (const c of s.commands) run.trace.push(`${describe(c)} → ${await run.apply(c)}`);
-  run.trace.push('-- settling --');
-  const settled = await run.settle();
-  // A sync that never settles leaves both sides mid-flight: checking them would only add noise.
-  const violations = keep(settled.violations).length ? settled.violations : [...settled.violations, ...(await run.check())];
-  return { violations: keep(violations), trace: run.trace, rounds: settled.rounds };
+  try {
+    for (const side of s.initial) await run.apply({ t: 'create', side });
+    const first = await run.settle('linked');
+    if (keep(first.violations).length) return { violations: first.violations, trace: run.trace };
+    await env.setBatchSize(s.batchSize);
+    run.trace.push('-- commands --');
+    run.world.intent.commandsFrom = run.world.intent.next();
+    for (const c of s.commands) run.trace.push(`${commandText(c)} → ${await run.apply(c)}`);
+    run.trace.push('-- settling --');
+    const settled = await run.settle();
+    // A sync that never settles leaves both sides mid-flight: checking them would only add noise.
+    const violations = keep(settled.violations).length ? settled.violations : [...settled.violations, ...(await run.check())];
+    return { violations: keep(violations), trace: run.trace };
+  } catch (err) {
+    // The workflow itself failed (an activity error it does not handle): it would stop syncing the mailbox.
+    const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    return { violations: keep([{ invariant: 'termination', message: `the mailbox workflow failed: ${message}` }]), trace: run.trace };
+  }
 }

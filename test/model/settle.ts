@@ -1,8 +1,8 @@
 /**
- * Quiescence: faults cleared, every mailbox resumed, then whole cycles of every mailbox in turn until one round
- * in which no cycle asks for another at once (workRemaining) and none plans any operation. A bounded number of
- * rounds (a cycle that resumed an interrupted one does not count as quiet: it read both sides before its
- * interruption): a re-plan loop or an item that never settles is a finding (invariant "termination"), not a hang.
+ * Quiescence: faults cleared, every mailbox resumed, then whole cycles of every mailbox in turn until, after a
+ * round in which no cycle asked for another at once (workRemaining), a further round plans nothing and every
+ * CRM feed has read past the last CRM write. The rounds are bounded: a re-plan loop or an item that never
+ * settles is a finding (invariant "termination"), not a hang.
  */
 import { sql } from 'kysely';
 import type { Db } from '../../src/db/connection';
@@ -59,7 +59,12 @@ async function operationsOf(db: Db, cycleId: string): Promise<string[]> {
   return r.rows.map((x) => x.s);
 }
 
-export async function settle(env: ModelEnv, drivers: MailboxDriver[], maxRounds: number): Promise<Settled> {
+/**
+ * `until`: 'quiet' (the default) is quiescence as above; a function instead ends the rounds at the first one
+ * that leaves nothing for later and after which it answers true (the echoes of the round's writes may still
+ * come): enough to set up a run's first state in as few cycles as possible.
+ */
+export async function settle(env: ModelEnv, drivers: MailboxDriver[], maxRounds: number, until: 'quiet' | (() => Promise<boolean>) = 'quiet'): Promise<Settled> {
   env.emulator.admin.clearFaults();
   env.forgetThrottling();
   const cycles: CycleOutcome[] = [];
@@ -79,12 +84,21 @@ export async function settle(env: ModelEnv, drivers: MailboxDriver[], maxRounds:
       d.resume();
       if (!d.idle) await run(d); // the cycle under way ends first, as the workflow would end it
     }
+    // A round counts as quiet only after a round that left nothing for later: a cycle that goes on with a delta
+    // round begun earlier has not read what changed since that round began.
+    let previousLeftWork = true;
     for (let round = 1; round <= maxRounds; round++) {
-      let quiet = true;
+      let quiet = !previousLeftWork;
+      previousLeftWork = false;
       for (const d of drivers) {
         const c = await run(d);
+        if (c.workRemaining || c.outcome !== 'completed') previousLeftWork = true;
         // A resumed cycle read both sides before its interruption: only a fresh one shows there is nothing left.
         if (c.outcome !== 'completed' || c.workRemaining || c.operations.length > 0 || c.resumed) quiet = false;
+      }
+      if (until !== 'quiet') {
+        if (!previousLeftWork && (await until())) return { rounds: round, violations: [], cycles };
+        continue;
       }
       for (const d of drivers) if (quiet && !(await feedCaughtUp(env.db, d.upn))) quiet = false;
       if (quiet) return { rounds: round, violations: [], cycles };

@@ -102,13 +102,13 @@ export class World {
     return rec;
   }
 
-  createInOutlook(m: Mailbox, extra: Record<string, unknown> = {}): RecordIntent {
+  createInOutlook(m: Mailbox): RecordIntent {
     const seq = this.intent.next();
     const tag = this.intent.nextTag();
     const values: Snapshot = { firstName: `First ${seq}`, lastName: tag, email: `${tag.toLowerCase()}@example.org`, company: `Company ${seq}` };
     const rec = this.intent.created(m, values);
     this.env.emulator.admin.createContact(MAILBOXES[m], FOLDER, {
-      givenName: values.firstName, surname: values.lastName, emailAddresses: [{ address: values.email, name: values.email }], companyName: values.company, ...extra,
+      givenName: values.firstName, surname: values.lastName, emailAddresses: [{ address: values.email, name: values.email }], companyName: values.company,
     });
     return rec;
   }
