@@ -320,6 +320,8 @@ interface OpPayload {
   previous?: unknown;
   /** The mapping's base once the operation is applied. */
   base?: unknown;
+  /** The CRM version the written values came from: the mapping's version once applied. */
+  crmVersion?: string | null;
   fingerprint?: string;
   exchangeChangeKey?: string | null;
 }
@@ -384,10 +386,10 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
         await store.upsertMapping(tx, {
           mailbox_id: mailboxId, record_type: recordType, crm_id: op.crm_id!, exchange_id: item!.id, sync_id: op.sync_id,
           crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: item!.changeKey,
-          base: p.base ?? p.record, crm_version: (p as { crmVersion?: string | null }).crmVersion ?? null,
+          base: p.base ?? p.record, crm_version: p.crmVersion ?? null,
         });
       } else if (op.kind === 'update') {
-        await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: item?.changeKey ?? null, base: p.base });
+        await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, { crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: item?.changeKey ?? null, base: p.base, crm_version: p.crmVersion ?? undefined });
       } else if (op.kind === 'delete') {
         await store.deleteMapping(tx, mailboxId, recordType, op.crm_id!);
       }
