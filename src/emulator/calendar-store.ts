@@ -9,6 +9,7 @@
  * instances an earlier shape of the series had there (the client may hold them). An instance outside the
  * window yields `@removed`, as Graph documents. Delta round generations are the store's (Store.startRound).
  */
+import { INITIAL_ROUND } from './delta';
 import crypto from 'node:crypto';
 import { GraphHttpError, notFound } from './errors';
 import type { SentMessage } from './meeting-messages';
@@ -535,7 +536,7 @@ function removedIdsOf(id: string, history: Array<{ until: number; shape: Shape }
 }
 
 function itemsOf(state: CalendarState, e: CalendarLogEntry, w: Window, from: number, hw: number): DeltaItem[] {
-  const full = from === 0;
+  const full = from === INITIAL_ROUND;
   if (e.masterId) {
     // A full round gets every occurrence from its master's entry.
     if (full) return [];

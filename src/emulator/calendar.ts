@@ -4,6 +4,7 @@
  * `outlook.body-content-type`; idempotent creates by transactionId. Reached from graph.ts's handleGraph, so
  * throttling, faults, counting and $batch apply as for contacts.
  */
+import { INITIAL_ROUND } from './delta';
 import {
   calendarDeltaPage,
   calendarState,
@@ -658,7 +659,7 @@ function delta(ctx: GraphContext, req: GraphRequest, mb: Mailbox, state: Calenda
   } else {
     w = windowOf(req);
     round = ctx.store.startRound(mb, key);
-    from = 0;
+    from = INITIAL_ROUND;
     hw = state.seq;
   }
   const pageOut = calendarDeltaPage(state, calendarId, w, from, hw, cursor, pageSize);

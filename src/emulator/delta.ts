@@ -7,6 +7,9 @@
 import { GraphHttpError, badRequest } from './errors';
 import type { Mailbox, Store } from './store';
 
+/** `from` of a round that started without a token: a full round, which reports what is there, not removals. */
+export const INITIAL_ROUND = -1;
+
 interface TokenBody {
   /** 'n' = nextLink inside a round, 'd' = deltaLink that starts the next round. */
   t: 'n' | 'd';
@@ -97,8 +100,11 @@ export function deltaPage(
       after = from;
     }
   } else {
+    // The initial round is marked by from = -1, not 0: the round after an initial round of an empty folder also
+    // starts at 0, and a tracked (deltaLink) round reports removed instances with @removed
+    // (concepts/delta-query-overview.md, "Resource representation in the delta query response").
     round = store.startRound(mb, folderId);
-    from = 0;
+    from = INITIAL_ROUND;
     hw = mb.seq;
     after = 0;
   }
@@ -109,7 +115,7 @@ export function deltaPage(
   }
   const candidates = Object.values(mb.entries)
     // A full round reports what is there, not what used to be.
-    .filter((e) => e.folderId === folderId && e.seq > after && e.seq <= hw && !(from === 0 && e.removed))
+    .filter((e) => e.folderId === folderId && e.seq > after && e.seq <= hw && !(from === INITIAL_ROUND && e.removed))
     .sort((a, b) => a.seq - b.seq);
   const repeated = rep && mb.items[rep]?.folderId === folderId && pageSize > 1 ? [{ id: rep, removed: false }] : [];
   const page = candidates.slice(0, pageSize - repeated.length);

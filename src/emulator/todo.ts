@@ -3,6 +3,7 @@
  * their linkedResources, and tasks/delta with nextLink/deltaLink/@removed like contact delta. State lives on
  * the mailbox object under `todo` (saved with it in state.json); delta round generations are the store's.
  */
+import { INITIAL_ROUND } from './delta';
 import crypto from 'node:crypto';
 import { checkIfMatch, methodNotAllowed, noResource, ok, pageOf, parseDateTimeTimeZone, preferences, unknownProperty } from './outlook-common';
 import { newChangeKey, nowIso, type EventTime } from './calendar-store';
@@ -498,13 +499,13 @@ function delta(ctx: GraphContext, req: GraphRequest, mb: Mailbox, state: TodoSta
     }
   } else {
     round = ctx.store.startRound(mb, key);
-    from = 0;
+    from = INITIAL_ROUND;
     hw = state.seq;
     after = 0;
   }
   const opts = taskRenderOptions(req, sel ?? null, exp ?? null);
   const candidates = Object.values(state.entries)
-    .filter((e) => e.listId === list.id && e.seq > after && e.seq <= hw && !(from === 0 && e.removed))
+    .filter((e) => e.listId === list.id && e.seq > after && e.seq <= hw && !(from === INITIAL_ROUND && e.removed))
     .sort((a, b) => a.seq - b.seq);
   const pageEntries = candidates.slice(0, pageSize);
   const value = pageEntries.map((e) => {
