@@ -369,20 +369,18 @@ function planMapped<R>(m: MappingState, e: SideChange<R> | undefined, c: SideCha
   const crmChanged = !!c && (c.removed || (crmDelta ? crmDelta.synced.length > 0 : c.fingerprint !== m.crmFingerprint));
 
   // Leaving the mailbox's scope is not a delete: the CRM record is neither deleted nor re-created. The Outlook
-  // copy goes unless the user edited it since the last sync; then it stays, unlinked, and the choice is recorded.
+  // copy belonged to the scope and goes; kept unlinked it would come back as "new in Exchange" at its next edit
+  // and be imported as a second record. An Outlook edit made since the last sync is recorded as the losing side.
   if (c?.removed && c.leftScope) {
-    const why = 'the CRM record left this mailbox\'s scope (reassigned, cancelled or no longer synced)';
+    const why = "the CRM record left this mailbox's scope (reassigned, cancelled or no longer synced)";
     if (e?.removed) {
       ops.push({ kind: 'unlink', ...ids, reason: `${why}; deleted in Exchange too` });
       return;
     }
     const b = blocked(policy, 'exchange', 'delete');
-    if (!exChanged && !b) {
-      ops.push({ kind: 'delete', side: 'exchange', ...ids, reason: `${why}: its Outlook copy is removed` });
-    } else {
-      ops.push({ kind: 'unlink', ...ids, reason: `${why}; ${exChanged ? 'the Outlook copy was edited since the last sync, so it is kept' : blockText(policy, b!, 'exchange', 'delete')}: unlinked, the CRM record is not touched` });
-      if (exChanged) conflicts.push({ ...ids, rule: 'left scope', outcome: 'Outlook copy edited since the last sync: kept unlinked; CRM record untouched' });
-    }
+    if (b) ops.push({ kind: 'unlink', ...ids, reason: `${why}; ${blockText(policy, b, 'exchange', 'delete')}: unlinked, the CRM record is not touched` });
+    else ops.push({ kind: 'delete', side: 'exchange', ...ids, reason: `${why}: its Outlook copy is removed` });
+    if (exChanged) conflicts.push({ ...ids, rule: 'left scope', outcome: `Outlook copy edited since the last sync: ${b ? 'kept unlinked' : 'removed'}; the edit is not applied to the CRM record` });
     return;
   }
 

@@ -58,9 +58,11 @@ describe('leaving scope is not a delete', () => {
     const r = run(ch('e1', BASE), left);
     assert.deepEqual(r.operations.map((o) => [o.kind, 'side' in o ? o.side : 'mapping']), [['delete', 'exchange']]);
   });
-  it('an Outlook copy edited since the last sync is kept, unlinked, and nothing is re-created in the CRM (keep-updated)', () => {
+  it('an Outlook copy edited since the last sync is removed too, its edit on record, and nothing is re-created in the CRM (keep-updated)', () => {
+    // Kept unlinked, the copy would be imported as a new CRM record at its next edit.
     const r = run(ch('e1', { ...BASE, jobTitle: 'Outlook' }), left);
-    assert.deepEqual(r.operations.map((o) => o.kind), ['unlink']);
+    assert.deepEqual(r.operations.map((o) => [o.kind, 'side' in o ? o.side : 'mapping']), [['delete', 'exchange']]);
     assert.equal(r.conflicts.length, 1);
+    assert.match(r.conflicts[0].outcome, /removed/);
   });
 });
