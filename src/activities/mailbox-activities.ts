@@ -9,11 +9,10 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Transaction } from 'kysely';
 import type { Db } from '../db/connection';
 import type { Database } from '../db/schema';
-import { SyncStore, type NewOperation, type OperationRow } from '../db/sync-store';
+import { SyncStore, toMappingState, toStagedItem, type NewOperation, type OperationRow } from '../db/sync-store';
 import { PolicyStore } from '../db/policy-store';
 import { planCycle } from '../domain/planning';
 import { BUILTIN_POLICY, crmScopeFor, markingCategory, typePolicy, type CrmScope, type Policy } from '../domain/policy';
-import type { MappingState } from '../domain/reconcile';
 import { activeWindows, isValidTimeZone } from '../domain/schedule';
 import { emptyTypeSummary, MAILBOX_NEEDS_ATTENTION, RECORD_TYPES, type CycleSummary, type RecordType, type TypeSummary } from '../domain/status';
 import type { ApplyResult, CycleRef, MailboxActivities, MailboxConfig, TypeStep } from '../workflows/activities-contract';
@@ -141,8 +140,8 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
   }
 
   /** What the CRM half of a cycle (crm/crm-cycle.ts) works with. */
-  async function crmStep(m: { id: string; crm_user_id: string }, cycleId: string, recordType: RecordType): Promise<CrmStepContext> {
-    const ts = await typeSettings(m.id, recordType);
+  async function crmStep(m: { id: string; crm_user_id: string }, cycleId: string, recordType: RecordType, settings?: TypeSyncSettings): Promise<CrmStepContext> {
+    const ts = settings ?? (await typeSettings(m.id, recordType));
     return {
       db: deps.db, store, adapter: adapterFor(recordType), mailboxId: m.id, cycleId, recordType, ownerId: m.crm_user_id, scope: ts.crmScope,
       ...(ts.contactClass !== undefined ? { contactClass: ts.contactClass } : {}), beat,
@@ -157,23 +156,15 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
     const crmStaged = await store.staged(mailboxId, recordType, 'crm');
     const adapter = adapterFor(recordType);
     const mappingRows = await store.mappingsFor(mailboxId, recordType, crmStaged.map((r) => r.external_id), exStaged.map((r) => r.external_id));
-    const mappings: MappingState[] = mappingRows.map((r) => ({
-      crmId: r.crm_id,
-      exchangeId: r.exchange_id,
-      crmFingerprint: r.crm_fingerprint,
-      exchangeFingerprint: r.exchange_fingerprint,
-      exchangeChangeKey: r.exchange_change_key,
-      base: r.base,
-    }));
+    const mappings = mappingRows.map(toMappingState);
     const crmVersionOf = new Map(mappingRows.map((r) => [r.crm_id, r.crm_version]));
     const cursor = await store.getCursor(mailboxId, recordType);
-    const staged = (r: (typeof exStaged)[number]) => ({ id: r.external_id, removed: r.removed, changeKey: r.change_key, payload: r.payload, replans: r.replans });
     // Planning is CPU work: give the event loop a turn so this worker's other activities keep heartbeating.
     await new Promise((r) => setImmediate(r));
     const result = planCycle({
       recordType,
-      exchange: exStaged.map(staged),
-      crm: crmStaged.map(staged),
+      exchange: exStaged.map(toStagedItem),
+      crm: crmStaged.map(toStagedItem),
       mappings,
       mappedTotal: Number((await store.countMappings(mailboxId, recordType)).n),
       policy,
@@ -330,7 +321,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         // mailbox's limits (4 in flight, 10,000 per 10 minutes), see exchange/exchange-cycle.ts.
         // Local operations commit a hundred at a time (an echo round refreshes thousands of mappings).
         const local = ops.filter((o) => o.side !== 'exchange');
-        const ctx = await crmStep(m, cycleId, recordType);
+        const ctx = await crmStep(m, cycleId, recordType, ts);
         for (let i = 0; i < local.length; i += 100) {
           const chunk = local.slice(i, i + 100);
           await deps.db.transaction().execute(async (tx) => {

@@ -17,7 +17,8 @@
 import type { RecordTypeAdapter } from '../activities/record-types/adapter';
 import type { Db } from '../db/connection';
 import { PolicyStore } from '../db/policy-store';
-import { SyncStore } from '../db/sync-store';
+import { SyncStore, toMappingState, toStagedItem } from '../db/sync-store';
+import { stagedCrmRow } from '../activities/crm/crm-cycle';
 import { planCycle, type PlanNote, type StagedItem } from '../domain/planning';
 import { crmScopeFor, typePolicy } from '../domain/policy';
 import type { ConflictRecord, HeldDeletes, Operation, SkippedItem } from '../domain/reconcile';
@@ -100,11 +101,10 @@ export async function dryRun(db: Db, adapters: Partial<Record<RecordType, Record
     // CRM, read-only after the saved watermark.
     const after = cursor.pending_crm_watermark ?? cursor.crm_watermark;
     const feed = await adapter.crmChanges({ ownerId: m.crm_user_id, mailboxId, after, scope: crmScopeFor(policy, recordType) });
-    const crmFresh: StagedItem[] = feed.changes.map((c) => ({ id: c.id, removed: c.removed, changeKey: null, payload: c.payload ? { ...c.payload, updatedAt: c.updatedAt } : null }));
+    const crmFresh: StagedItem[] = feed.changes.map(stagedCrmRow).map((r) => ({ id: r.externalId, removed: r.removed, changeKey: null, payload: r.payload }));
 
-    const toItem = (r: Awaited<ReturnType<SyncStore['staged']>>[number]): StagedItem => ({ id: r.external_id, removed: r.removed, changeKey: r.change_key, payload: r.payload });
-    const exStaged = (await store.staged(mailboxId, recordType, 'exchange')).map(toItem);
-    const crmStaged = (await store.staged(mailboxId, recordType, 'crm')).map(toItem);
+    const exStaged = (await store.staged(mailboxId, recordType, 'exchange')).map(toStagedItem);
+    const crmStaged = (await store.staged(mailboxId, recordType, 'crm')).map(toStagedItem);
     const exchange = overlay(exStaged, exFresh);
     const crm = overlay(crmStaged, crmFresh);
 
@@ -113,7 +113,7 @@ export async function dryRun(db: Db, adapters: Partial<Record<RecordType, Record
       recordType,
       exchange,
       crm,
-      mappings: mappingRows.map((r) => ({ crmId: r.crm_id, exchangeId: r.exchange_id, crmFingerprint: r.crm_fingerprint, exchangeFingerprint: r.exchange_fingerprint, exchangeChangeKey: r.exchange_change_key })),
+      mappings: mappingRows.map(toMappingState),
       mappedTotal: Number((await store.countMappings(mailboxId, recordType)).n),
       policy,
       parser: adapter,

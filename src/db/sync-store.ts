@@ -1,6 +1,8 @@
 /** Database access for the engine's state (schema `sync`): the only module that reads or writes sync.* tables. */
 import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Database, MappingTable, OperationTable } from './schema';
+import type { Database, MappingTable, OperationTable, StagedChangeTable } from './schema';
+import type { StagedItem } from '../domain/planning';
+import type { MappingState } from '../domain/reconcile';
 import type { Selectable } from 'kysely';
 
 type Exec = Kysely<Database> | Transaction<Database>;
@@ -29,6 +31,16 @@ export interface NewOperation {
   reason: string;
 }
 
+/** A mapping row as the planner reads it (the plan activity and the dry run alike). */
+export function toMappingState(r: MappingRow): MappingState {
+  return { crmId: r.crm_id, exchangeId: r.exchange_id, crmFingerprint: r.crm_fingerprint, exchangeFingerprint: r.exchange_fingerprint, exchangeChangeKey: r.exchange_change_key, base: r.base };
+}
+
+/** A staged row as the planner reads it. */
+export function toStagedItem(r: Selectable<StagedChangeTable>): StagedItem {
+  return { id: r.external_id, removed: r.removed, changeKey: r.change_key, payload: r.payload, replans: r.replans };
+}
+
 export type LogLevel = 'error' | 'warn' | 'info' | 'verbose';
 
 export class SyncStore {
@@ -55,8 +67,12 @@ export class SyncStore {
 
   // ---- cursors ----
   async getCursor(mailboxId: string, recordType: string) {
+    // Read first: the cursor exists after the first call, and every step of every cycle reads it.
+    const read = () => this.db.selectFrom('sync.cursor').selectAll().where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).executeTakeFirst();
+    const found = await read();
+    if (found) return found;
     await this.db.insertInto('sync.cursor').values({ mailbox_id: mailboxId, record_type: recordType } as never).onConflict((oc) => oc.columns(['mailbox_id', 'record_type']).doNothing()).execute();
-    return this.db.selectFrom('sync.cursor').selectAll().where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).executeTakeFirstOrThrow();
+    return (await read())!;
   }
   async updateCursor(
     exec: Exec,
@@ -133,9 +149,6 @@ export class SyncStore {
     await exec.deleteFrom('sync.staged_change').where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).where('planned_cycle', 'is not', null).execute();
     const r = await exec.selectFrom('sync.staged_change').select((eb) => eb.fn.countAll<string>().as('n')).where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).executeTakeFirstOrThrow();
     return Number(r.n);
-  }
-  async clearStaged(exec: Exec, mailboxId: string, recordType: string): Promise<void> {
-    await exec.deleteFrom('sync.staged_change').where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).execute();
   }
 
   // ---- mappings ----

@@ -8,11 +8,11 @@ import type { Transaction } from 'kysely';
 import type { Db } from '../../db/connection';
 import { REPLAN_PREFIX } from '../../db/exchange-state';
 import type { Database } from '../../db/schema';
-import type { OperationRow, SyncStore } from '../../db/sync-store';
+import type { OperationRow, StagedRow, SyncStore } from '../../db/sync-store';
 import { CRM_VERSION_KEY, LEFT_SCOPE_KEY } from '../../domain/planning';
 import type { CrmScope } from '../../domain/policy';
 import type { RecordType } from '../../domain/status';
-import type { RecordTypeAdapter } from '../record-types/adapter';
+import type { CrmFeedItem, RecordTypeAdapter } from '../record-types/adapter';
 import type { CrmPrecondition } from './postgres-crm';
 
 export interface CrmStepContext {
@@ -30,20 +30,25 @@ export interface CrmStepContext {
   beat(details?: unknown): void;
 }
 
+/** A feed item as staged (and as the dry run plans it): with its version, and "left scope" apart from deleted. */
+export function stagedCrmRow(c: CrmFeedItem): StagedRow {
+  return {
+    externalId: c.id,
+    removed: c.removed,
+    changeKey: null,
+    payload: c.payload
+      ? { ...c.payload, updatedAt: c.updatedAt, ...(c.version ? { [CRM_VERSION_KEY]: c.version } : {}) }
+      : c.leftScope ? { [LEFT_SCOPE_KEY]: true } : null,
+  };
+}
+
 /** Reads the feed after the saved watermark and stages it with the new watermark pending, in one transaction. */
 export async function pullCrmStep(ctx: CrmStepContext, after: string | null): Promise<number> {
   const { store, adapter, mailboxId, recordType } = ctx;
   const page = await adapter.crmChanges({ ownerId: ctx.ownerId, mailboxId, after, scope: ctx.scope });
   ctx.beat({ read: page.changes.length });
   await ctx.db.transaction().execute(async (tx) => {
-    await store.stage(tx, mailboxId, recordType, 'crm', page.changes.map((c) => ({
-      externalId: c.id,
-      removed: c.removed,
-      changeKey: null,
-      payload: c.payload
-        ? { ...c.payload, updatedAt: c.updatedAt, ...(c.version ? { [CRM_VERSION_KEY]: c.version } : {}) }
-        : c.leftScope ? { [LEFT_SCOPE_KEY]: true } : null,
-    })));
+    await store.stage(tx, mailboxId, recordType, 'crm', page.changes.map(stagedCrmRow));
     await store.updateCursor(tx, mailboxId, recordType, { pending_crm_watermark: page.watermark });
   });
   return page.changes.length;

@@ -2,6 +2,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../../db/schema';
 import type { CrmContactFields } from '../../domain/contact';
+import { CRM_TODO_TYPE } from '../../domain/event';
 import type { CrmScope } from '../../domain/policy';
 import type { CrmContactChange, CrmFeedPage, CrmStore, CrmUser } from './crm-store';
 
@@ -58,7 +59,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export async function crmPrecondition(tx: Exec, recordType: keyof typeof CRM_TABLES, id: string, guard: CrmWriteGuard): Promise<CrmPrecondition> {
   if (!UUID.test(id)) return 'gone';
   // Events: a cancelled meeting or one made a to-do left the calendar's scope (see postgres-crm-events.ts).
-  const extra = recordType === 'event' ? sql<boolean>`(c.status = 'Canceled' or c.event_type = 'Todo')` : sql<boolean>`false`;
+  const extra = recordType === 'event' ? sql<boolean>`(c.status = 'Canceled' or c.event_type = ${CRM_TODO_TYPE})` : sql<boolean>`false`;
   const r = await sql<{ version: string; deleted: boolean; in_scope: boolean; excluded: boolean }>`
     select c.change_txid::text as version, c.deleted_at is not null as deleted, ${inScope(guard.scope, guard.ownerId)} as in_scope, ${extra} as excluded
     from ${CRM_TABLES[recordType]} c where c.id = ${id}::uuid for update`.execute(tx);
