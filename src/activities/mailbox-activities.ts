@@ -205,7 +205,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         case 'update':
           return { ...base, side: op.side, kind: 'update', crmId: op.crmId, exchangeId: op.exchangeId, payload: { record: op.record, previous: op.previous ?? null, base: op.base ?? op.record, fingerprint: op.fingerprint, exchangeChangeKey: exById.get(op.exchangeId)?.changeKey ?? null, crmVersion: crmVersion(op.crmId) } };
         case 'delete':
-          return { ...base, side: op.side, kind: 'delete', crmId: op.crmId, exchangeId: op.exchangeId, payload: { crmVersion: crmVersion(op.crmId) } };
+          return { ...base, side: op.side, kind: 'delete', crmId: op.crmId, exchangeId: op.exchangeId, payload: { crmVersion: crmVersion(op.crmId), exchangeChangeKey: exById.get(op.exchangeId)?.changeKey ?? null } };
         case 'unlink':
           return { ...base, side: 'mapping' as const, kind: 'unlink', crmId: op.crmId, exchangeId: op.exchangeId, payload: null };
         case 'refresh':

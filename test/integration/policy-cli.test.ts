@@ -177,7 +177,8 @@ describe('cxsync policy commands', () => {
     const out = r.stdout;
     assert.match(out, /contact {2}CRM [0-9a-f-]+ {2}⇄ {2}Exchange \S+/);
     assert.match(out, /^ {2}rule: {4}conflict: crm-wins$/m);
-    assert.match(out, /^ {2}outcome: CRM version written to Exchange$/m);
+    // Field-level merge: only company clashed; the Exchange job title is merged, not overruled.
+    assert.match(out, /^ {2}outcome: fields company: CRM version kept; other fields merged$/m);
     assert.match(out, /^ {2}\* company\s+CRM AB\s+Exchange AB$/m);
     assert.match(out, /^ {2}\* jobTitle\s+-\s+Buyer$/m);
     assert.match(out, /^ {4}firstName\s+Per\s+Per$/m);

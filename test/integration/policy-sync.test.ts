@@ -288,7 +288,7 @@ describe('sync policies on the real stack', () => {
     assert.equal(t.recordType, 'contact');
     assert.equal(t.read.exchangeFrom, 'the saved delta link');
     const writes = t.operations.filter((o) => o.kind !== 'refresh').map((o) => `${o.kind} ${o.side} ${o.label}: ${o.reason}`).sort();
-    assert.deepEqual(writes, ['create crm Eve Exchange: new in Exchange', 'create exchange Nina New: new in CRM', 'update exchange Dora Dry: changed in CRM']);
+    assert.deepEqual(writes, ['create crm Eve Exchange: new in Exchange', 'create exchange Nina New: new in CRM', 'update exchange Dora Dry: changed in CRM (company)']);
     assert.deepEqual(await snapshot(), before, 'the dry run changed nothing: data, cursors, operations, staging');
 
     // Planning twice gives the same answer, and the real cycle then does what the dry run said.

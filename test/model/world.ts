@@ -119,6 +119,9 @@ export class World {
     if (rec.leftScope) return 'skipped: the contact belongs to someone else now';
     const row = await this.crmCopy(rec);
     if (!row) return 'skipped: no CRM copy';
+    // Outlook's email slots have no gaps, so the sync moves CRM addresses up to close one (documented in
+    // RECORD_TYPES.md, unit-tested in contact-mapping.test.ts); the per-field model does not follow that move.
+    if (field in EMAIL_SLOT && leavesGap(this.crmSnapshot(row), field, value)) return `skipped: CRM ${field} = ${JSON.stringify(value)} would leave a gap in the email slots`;
     this.intent.edited(rec, 'crm', field, value, this.crmSnapshot(row));
     await sql`update crm.contacts set ${sql.ref(crmColumn(field))} = ${value} where id = ${row.id}`.execute(this.env.db);
     return `CRM ${rec.tag}.${field} = ${JSON.stringify(value)}`;
@@ -201,6 +204,12 @@ export class World {
     if (key === 'otherPhones') return ((item.businessPhones as string[] | undefined) ?? []).slice(1);
     return item[key] ?? null;
   }
+}
+
+/** Whether setting `field` leaves an empty email slot before a filled one. */
+function leavesGap(current: Snapshot, field: string, value: Value): boolean {
+  const slots = ['email', 'email2', 'email3'].map((f) => (f === field ? value : current[f]) ?? null);
+  return slots.some((v, i) => v === null && slots.slice(i + 1).some((w) => w !== null));
 }
 
 /**

@@ -285,6 +285,12 @@ describe('contact mapping: writes clear what the record does not have', () => {
     assert.deepEqual(value(fromGraphContact(after)), rest);
   });
 
+  it("email slots have no gaps, as Outlook's have none: addresses move up on both sides alike", () => {
+    assert.deepEqual(value(fromCrmContact({ last_name: 'L', email3: 'c@example.org' })), { lastName: 'L', email: 'c@example.org' });
+    assert.deepEqual(value(fromCrmContact({ last_name: 'L', email: 'a@example.org', email3: 'c@example.org' })), { lastName: 'L', email: 'a@example.org', email2: 'c@example.org' });
+    assert.deepEqual(value(fromGraphContact(toGraphContact({ lastName: 'L', email2: 'b@example.org' }))), { lastName: 'L', email: 'b@example.org' });
+  });
+
   it('toCrmContact writes every column, cleared ones as null', () => {
     const row = toCrmContact({ company: 'AE' });
     assert.equal(Object.keys(row).length, CONTACT_FIELDS.length);
