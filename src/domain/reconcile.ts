@@ -463,9 +463,9 @@ class FieldMerge {
     const all = this.keys(this.base, rec).filter((k) => !(side === 'crm' && this.exchangeOnly.includes(k)) && !same(rec[k], this.base[k]));
     return { all, synced: all.filter((k) => !this.exchangeOnly.includes(k)) };
   }
-  /** The base with `fields` taken from `rec`. */
-  apply(fields: string[], rec: Rec): Rec {
-    const out: Rec = { ...this.base };
+  /** `onto` (default: the base) with `fields` taken from `rec`. */
+  apply(fields: string[], rec: Rec, onto: Rec = this.base): Rec {
+    const out: Rec = { ...onto };
     for (const k of fields) {
       if (rec[k] === undefined) delete out[k];
       else out[k] = rec[k];
@@ -543,8 +543,10 @@ function applyOneSide<R>(from: Side, ch: SideChange<R>, m: MappingState, policy:
   const to = otherSide(from);
   const kind: WriteKind = ch.removed ? 'delete' : 'update';
   const b = blocked(policy, to, kind);
-  // With a base, the target gets the base with the changed fields applied: what it holds besides them stays.
-  const merged = merge && delta && !ch.removed ? merge.apply(delta, ch.record as Rec) : undefined;
+  // With a base, the target gets what it holds with the changed fields applied: the rest stays. What Exchange
+  // holds is its staged version when there is one (it may carry Exchange-only fields newer than the base).
+  const held = other && !other.removed && other.record && to === 'exchange' ? (other.record as Rec) : merge?.base;
+  const merged = merge && delta && !ch.removed ? merge.apply(delta, ch.record as Rec, held) : undefined;
   if (b) {
     // One-way sync away from `from`, or a prevented write: the change stays there. Keep the mapping current so
     // it is not re-planned; a delete that cannot be mirrored unlinks the survivor.
@@ -555,9 +557,7 @@ function applyOneSide<R>(from: Side, ch: SideChange<R>, m: MappingState, policy:
   }
   if (ch.removed) {
     ops.push({ kind: 'delete', side: to, ...ids, reason: `deleted in ${label(from)}` });
-  } else if (merged && merge) {
-    // The target's current version: staged unchanged (other), else the base.
-    const held = other && !other.removed && other.record ? (other.record as Rec) : merge.base;
+  } else if (merged && merge && held) {
     if (merge.needs(merged, held, to).length === 0) {
       // Only fields the other side does not hold changed (an Outlook-only field): the base takes them.
       ops.push({ kind: 'refresh', ...ids, ...(from === 'exchange' ? { exchangeFingerprint: ch.fingerprint, exchangeChangeKey: ch.changeKey } : { crmFingerprint: ch.fingerprint }), base: merged as R, reason: `changed in ${label(from)}; nothing ${label(to)} holds changed` });

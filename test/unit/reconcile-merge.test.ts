@@ -52,6 +52,15 @@ describe('three-way merge against the base', () => {
   });
 });
 
+describe('an Outlook-only edit and a CRM edit in the same plan', () => {
+  it('the display name the user just set is not overwritten by the CRM name change', () => {
+    const r = run(ch('e1', { ...BASE, displayName: 'The Countess' }), ch('c1', { ...BASE, firstName: undefined }));
+    const u = r.operations.find((o) => o.kind === 'update' && o.side === 'exchange');
+    assert.ok(u && u.kind === 'update' && u.previous);
+    assert.deepEqual(graphContactPatch(u.record, u.previous), { givenName: null });
+  });
+});
+
 describe('leaving scope is not a delete', () => {
   const left: SideChange<ContactRecord> = { id: 'c1', removed: true, leftScope: true };
   it('an unedited Outlook copy is removed; the CRM record is never written', () => {

@@ -11,6 +11,7 @@ import type { Db } from '../../db/connection';
 import type { Database } from '../../db/schema';
 import { ExchangeStateStore, REPLAN_PREFIX } from '../../db/exchange-state';
 import type { MappingRow, OperationRow, StagedRow, SyncStore } from '../../db/sync-store';
+import { canonicalJson } from '../../domain/fingerprint';
 import { syncedFingerprint } from '../../domain/planning';
 import { MAILBOX_NEEDS_ATTENTION, type RecordType } from '../../domain/status';
 import type { ExchangeDeltaItem, ExchangeItem, RecordTypeAdapter } from '../record-types/adapter';
@@ -506,7 +507,11 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
         const now = parsed.ok ? syncedFingerprint(recordType, parsed.value) : undefined;
         const mapped = mappings.get(op.crm_id ?? '')?.exchange_fingerprint ?? undefined;
         if (op.kind === 'update' && now !== undefined && now === payload(op).fingerprint) return void (await done(op, it)); // already holds our values
-        if (now !== undefined && now === mapped) {
+        // A patch computed against `previous` is safe to send again only if the record fields (those only
+        // Exchange holds included: the patch may carry them, e.g. a display name) are still as the plan saw them.
+        const prev = payload(op).previous;
+        const unchanged = prev !== undefined && prev !== null ? parsed.ok && canonicalJson(parsed.value) === canonicalJson(prev) : now !== undefined && now === mapped;
+        if (unchanged) {
           // Only properties cxsync does not sync changed (or nothing): write again on the new version.
           next.push({ op, step: op.kind === 'update' ? 'retry-update' : 'retry-delete', changeKey: it.changeKey });
           return;
