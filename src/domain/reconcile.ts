@@ -506,7 +506,7 @@ function mergeFields<R>(m: MappingState, E: SideChange<R>, C: SideChange<R>, mer
     else merged[k] = from[k];
   }
   const base: Rec = { ...merged };
-  const writes: Operation<R>[] = [];
+  const writes: Array<Extract<Operation<R>, { kind: 'update' }> & { need: string[] }> = [];
   for (const side of ['exchange', 'crm'] as Side[]) {
     const held = side === 'exchange' ? ex : crm;
     const need = merge.needs(merged, held, side);
@@ -521,14 +521,24 @@ function mergeFields<R>(m: MappingState, E: SideChange<R>, C: SideChange<R>, mer
       continue;
     }
     writes.push({
-      kind: 'update', side, ...ids, record: merged as R, previous: held as R, fingerprint: syncedFingerprint(merged, merge.exchangeOnly),
+      kind: 'update', side, ...ids, record: merged as R, previous: held as R, fingerprint: syncedFingerprint(merged, merge.exchangeOnly), need,
       reason: `edited on both sides; fields ${need.join(', ')} written to ${label(side)}${clashes.length ? ` (conflict on ${clashes.join(', ')}: ${policy.conflict} → ${label(winner as Side)} version)` : ' (different fields: merged)'}`,
     });
   }
-  for (const w of writes) if (w.kind === 'update') w.base = base as R;
+  // Each write is applied (or refused by its precondition) on its own: its base counts as agreed only what it
+  // makes agree. The fields the other side's write carries keep their old base until that write is applied, so
+  // if it is refused, the next plan still sees them as a change (and a conflict, when the other side moved too).
+  for (const w of writes) {
+    const wBase: Rec = { ...base };
+    for (const k of writes.find((o) => o.side !== w.side)?.need ?? []) {
+      if (merge.base[k] === undefined) delete wBase[k];
+      else wBase[k] = merge.base[k];
+    }
+    w.base = wBase as R;
+  }
   if (writes.length === 0) {
     out.ops.push({ kind: 'refresh', ...ids, crmFingerprint: C.fingerprint, exchangeFingerprint: E.fingerprint, exchangeChangeKey: E.changeKey, base: base as R, reason: clashes.length ? `edited on both sides; ${policy.conflict}: no write allowed` : 'same edit on both sides' });
-  } else out.ops.push(...writes);
+  } else out.ops.push(...writes.map(({ need: _need, ...w }) => w));
   if (clashes.length) {
     out.conflicts.push({ ...ids, rule: `conflict: ${policy.conflict}`, outcome: `fields ${clashes.join(', ')}: ${label(winner as Side)} version kept; other fields merged` });
   }

@@ -23,6 +23,15 @@ describe('three-way merge against the base', () => {
     for (const u of updates) assert.deepEqual(u.kind === 'update' && u.record, { ...BASE, jobTitle: 'Outlook', phone: '2' });
   });
 
+  it("each write's base holds only what that write makes agree: a refused CRM write leaves the Outlook edit a change", () => {
+    const r = run(ch('e1', { ...BASE, jobTitle: 'Outlook' }), ch('c1', { ...BASE, phone: '2' }));
+    const toEx = r.operations.find((o) => o.kind === 'update' && o.side === 'exchange');
+    const toCrm = r.operations.find((o) => o.kind === 'update' && o.side === 'crm');
+    // The Exchange write carries the phone; until the CRM write lands, the job title is not yet agreed.
+    assert.deepEqual(toEx?.kind === 'update' && toEx.base, { ...BASE, phone: '2' });
+    assert.deepEqual(toCrm?.kind === 'update' && toCrm.base, { ...BASE, jobTitle: 'Outlook' });
+  });
+
   it('the same field changed on both sides goes to the conflict rule, and only that field', () => {
     const r = run(ch('e1', { ...BASE, jobTitle: 'Outlook', lastName: 'King' }), ch('c1', { ...BASE, jobTitle: 'CRM' }));
     assert.equal(r.conflicts.length, 1);
