@@ -1,7 +1,7 @@
 /** Database access for the engine's state (schema `sync`): the only module that reads or writes sync.* tables. */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, MappingTable, OperationTable, StagedChangeTable } from './schema';
-import type { StagedItem } from '../domain/planning';
+import { CRM_VERSION_KEY, type StagedItem } from '../domain/planning';
 import type { MappingState } from '../domain/reconcile';
 import type { Selectable } from 'kysely';
 
@@ -143,6 +143,18 @@ export class SyncStore {
   async unplan(exec: Exec, mailboxId: string, recordType: string, side: 'exchange' | 'crm', externalId: string): Promise<void> {
     await exec.updateTable('sync.staged_change').set((eb) => ({ planned_cycle: null, replans: eb('replans', '+', 1) }))
       .where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).where('side', '=', side).where('external_id', '=', externalId).execute();
+  }
+  /**
+   * Gives a planned CRM row back to the next plan unless the sync has written that CRM record since the row was
+   * read (the mapping's version is newer than the row's; the built-in CRM's versions are transaction ids): the
+   * row would then be stale, and re-planning it would write the old values back over the sync's own write.
+   */
+  async unplanCrmIfCurrent(exec: Exec, mailboxId: string, recordType: string, crmId: string): Promise<void> {
+    await sql`update sync.staged_change s set planned_cycle = null, replans = s.replans + 1
+      where s.mailbox_id = ${mailboxId} and s.record_type = ${recordType} and s.side = 'crm' and s.external_id = ${crmId}
+        and not exists (select 1 from sync.mapping m where m.mailbox_id = s.mailbox_id and m.record_type = s.record_type and m.crm_id = s.external_id
+          and m.crm_version ~ '^[0-9]+$' and s.payload->>${CRM_VERSION_KEY}::text ~ '^[0-9]+$'
+          and (s.payload->>${CRM_VERSION_KEY}::text)::numeric < m.crm_version::numeric)`.execute(exec);
   }
   /** Deletes the rows plans consumed; returns how many rows are left for the next plan. */
   async clearPlanned(exec: Exec, mailboxId: string, recordType: string): Promise<number> {

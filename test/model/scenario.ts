@@ -107,6 +107,14 @@ export class ModelRun {
   }
 }
 
+/** What the sync did, for a failure's report: every operation with its outcome, and the sync log. */
+async function syncJournal(env: ModelEnv): Promise<string[]> {
+  const ops = await sql<{ line: string }>`select concat_ws(' ', 'op', cycle_id, mailbox_id, side, kind, status, crm_id, '|', reason, '|', error) as line
+    from sync.operation order by id`.execute(env.db);
+  const log = await sql<{ line: string }>`select concat_ws(' ', 'log', cycle_id, mailbox_id, level, side, item_id, message) as line from sync.log order by id`.execute(env.db);
+  return ['-- sync journal --', ...ops.rows.map((r) => r.line), ...log.rows.map((r) => r.line)];
+}
+
 export async function runScenario(env: ModelEnv, fields: string[], s: Scenario, skip: ReadonlySet<Invariant> = new Set()): Promise<RunResult> {
   // The first state is set up in as few cycles as possible: it is not what the run is about.
   await env.reset({ mailboxes: s.mailboxes, batchSize: 500 });
@@ -124,6 +132,7 @@ export async function runScenario(env: ModelEnv, fields: string[], s: Scenario, 
     const settled = await run.settle();
     // A sync that never settles leaves both sides mid-flight: checking them would only add noise.
     const violations = keep(settled.violations).length ? settled.violations : [...settled.violations, ...(await run.check())];
+    if (keep(violations).length) run.trace.push(...(await syncJournal(env)));
     return { violations: keep(violations), trace: run.trace };
   } catch (err) {
     // The workflow itself failed (an activity error it does not handle): it would stop syncing the mailbox.

@@ -82,7 +82,7 @@ export async function applyLocalOp(ctx: CrmStepContext, tx: Transaction<Database
   if (op.side === 'crm' && op.kind !== 'create') {
     const pre = await adapter.crmPrecondition(tx, op.crm_id!, { version: p.crmVersion ?? null, ownerId: ctx.ownerId, scope: ctx.scope });
     if (pre !== 'ok') {
-      await giveBack(ctx, tx, op, pre);
+      await giveBack(ctx, tx, op, pre, p.crmVersion ?? null);
       return false;
     }
   }
@@ -127,10 +127,19 @@ export async function applyLocalOp(ctx: CrmStepContext, tx: Transaction<Database
 /**
  * A CRM write whose precondition failed: nothing is written, the mapping is left as it was, and the Exchange
  * change it carried goes back to the next plan, together with what the CRM now says (a deletion or a record
- * that left the scope is staged here; an edit comes with the next feed read).
+ * that left the scope is staged here; an edit comes with the next feed read, from the version the plan saw).
  */
-async function giveBack(ctx: CrmStepContext, tx: Transaction<Database>, op: OperationRow, pre: Exclude<CrmPrecondition, 'ok'>): Promise<void> {
+async function giveBack(ctx: CrmStepContext, tx: Transaction<Database>, op: OperationRow, pre: Exclude<CrmPrecondition, 'ok'>, seen: string | null): Promise<void> {
   const { store, mailboxId, recordType, cycleId } = ctx;
+  if (pre === 'changed' && seen) {
+    // The edit may be one the feed read already (its row consumed by an earlier plan): read again from the
+    // version the plan saw, so the next plan has it whatever the watermark says.
+    const cursor = await store.getCursor(mailboxId, recordType);
+    await store.updateCursor(tx, mailboxId, recordType, {
+      crm_watermark: ctx.adapter.crmRewind(cursor.crm_watermark, seen),
+      pending_crm_watermark: ctx.adapter.crmRewind(cursor.pending_crm_watermark, seen),
+    });
+  }
   if (pre !== 'changed') {
     await store.stage(tx, mailboxId, recordType, 'crm', [{ externalId: op.crm_id!, removed: true, changeKey: null, payload: pre === 'left-scope' ? { [LEFT_SCOPE_KEY]: true } : null }]);
   }

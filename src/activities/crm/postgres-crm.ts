@@ -70,6 +70,18 @@ export async function crmPrecondition(tx: Exec, recordType: keyof typeof CRM_TAB
   return 'ok';
 }
 
+/**
+ * A watermark moved back to just before `version`, so the next feed read sees the change that made a write's
+ * precondition fail even if an earlier read had already passed it. Every built-in feed's watermark starts with
+ * its transaction id (events add their window after a ';'). Re-read rows the plan has seen are no-ops.
+ */
+export function rewindWatermark(watermark: string | null, version: string): string | null {
+  if (!watermark) return watermark;
+  const [xid, ...rest] = watermark.split(';');
+  if (!/^\d+$/.test(xid) || !/^\d+$/.test(version) || BigInt(version) >= BigInt(xid)) return watermark;
+  return [version, ...rest].join(';');
+}
+
 /** The version the crm.stamp_change trigger gives every row this transaction writes. */
 export async function txVersion(tx: Exec): Promise<string> {
   const r = await sql<{ v: string }>`select pg_current_xact_id()::text as v`.execute(tx);

@@ -413,7 +413,7 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
   const replan = async (op: OperationRow, why: string, now?: ExchangeItem) => {
     effects.push(async (tx) => {
       if (now && op.exchange_id) await store.stage(tx, mailboxId, recordType, 'exchange', [{ externalId: op.exchange_id, removed: false, changeKey: now.changeKey, payload: now.payload }]);
-      if (op.crm_id) await store.unplan(tx, mailboxId, recordType, 'crm', op.crm_id);
+      if (op.crm_id) await store.unplanCrmIfCurrent(tx, mailboxId, recordType, op.crm_id);
       await store.finishOperation(tx, op.id, 'skipped', `${REPLAN_PREFIX} ${why}`);
       await store.log(tx, { mailboxId, cycleId, level: 'info', recordType, side: 'exchange', itemId: op.exchange_id ?? undefined, message: `${op.kind} not applied: ${why}; planned again next cycle against the newer version` });
     });

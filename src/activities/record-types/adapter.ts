@@ -134,6 +134,8 @@ export interface RecordTypeAdapter<R> extends RecordParser<R> {
    * scope and still has the version the plan saw. Locks the row until the transaction ends.
    */
   crmPrecondition(tx: Transaction<Database>, id: string, guard: CrmWriteGuard): Promise<CrmPrecondition>;
+  /** The watermark moved back so the next read sees changes from `version` on (see postgres-crm.ts rewindWatermark). */
+  crmRewind(watermark: string | null, version: string): string | null;
   /** The version the CRM gives what this transaction wrote (stored in the mapping for the next conditional write). */
   crmVersion(tx: Transaction<Database>): Promise<string>;
   /** Idempotent on `id` (the sync id). `opts.contactClass`: contacts only, the class the new contact gets. */

@@ -12,7 +12,7 @@ import {
   type CrmContactFields,
   type GraphContact,
 } from '../../domain/contact';
-import { PostgresCrmStore, crmContactWrites, crmPrecondition, txVersion } from '../crm/postgres-crm';
+import { PostgresCrmStore, crmContactWrites, crmPrecondition, rewindWatermark, txVersion } from '../crm/postgres-crm';
 import type { ContactsApi } from '../exchange/contacts-api';
 import type { ExchangeItem, RecordTypeAdapter } from './adapter';
 
@@ -98,6 +98,7 @@ export function contactsAdapter(db: Kysely<Database>, api: ContactsApi): RecordT
     },
     crmPrecondition: (tx, id, guard) => crmPrecondition(tx, 'contact', id, guard),
     crmVersion: txVersion,
+    crmRewind: rewindWatermark,
     updateInCrm: (tx, mailboxId, id, record) => crmContactWrites.update(tx, mailboxId, id, toCrmContact(record)),
     deleteInCrm: (tx, mailboxId, id) => crmContactWrites.delete(tx, mailboxId, id),
     label: contactLabel,

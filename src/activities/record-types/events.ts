@@ -37,7 +37,7 @@ import { PostgresCrmEvents, crmEntryWindow, crmEventWrites } from '../crm/postgr
 import { EventsApi, markerOf, type SeriesRead } from '../exchange/events-api';
 import { classifyGraphError } from '../exchange/errors';
 import { changedProperties } from '../../domain/patch';
-import { crmPrecondition, txVersion } from '../crm/postgres-crm';
+import { crmPrecondition, rewindWatermark, txVersion } from '../crm/postgres-crm';
 import type { ExchangeDeltaItem, ExchangeItem, RecordTypeAdapter } from './adapter';
 import { graphPayload } from './contacts';
 
@@ -308,6 +308,7 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
     },
     crmPrecondition: (tx, id, guard) => crmPrecondition(tx, 'event', id, guard),
     crmVersion: txVersion,
+    crmRewind: rewindWatermark,
     async updateInCrm(tx, mailboxId, id, record) {
       return crmEventWrites.update(tx, mailboxId, id, record, await exceptionWindow(mailboxId));
     },

@@ -5,7 +5,7 @@
  * and so does this adapter's delta reader for To Do's side (Deferred).
  */
 import { changedProperties } from '../../domain/patch';
-import { crmPrecondition, txVersion } from '../crm/postgres-crm';
+import { crmPrecondition, rewindWatermark, txVersion } from '../crm/postgres-crm';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema';
 import { PolicyStore } from '../../db/policy-store';
@@ -146,6 +146,7 @@ export function tasksAdapter(db: Kysely<Database>, api: TodoApi): RecordTypeAdap
     },
     crmPrecondition: (tx, id, guard) => crmPrecondition(tx, 'task', id, guard),
     crmVersion: txVersion,
+    crmRewind: rewindWatermark,
     async updateInCrm(tx, mailboxId, id, record) {
       const r = await crmTaskWrites.update(tx, mailboxId, id, record, await statusMap(mailboxId));
       if (!r.ok) throw new Error(`updating CRM task ${taskLabel(record)}: ${r.error}`);
