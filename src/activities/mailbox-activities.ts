@@ -317,18 +317,21 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         }
         let applied = 0;
         let failed = 0;
-        // CRM and mapping operations are local and fast; Exchange ones go out in JSON batches within the
-        // mailbox's limits (4 in flight, 10,000 per 10 minutes), see exchange/exchange-cycle.ts.
-        // Local operations commit a hundred at a time (an echo round refreshes thousands of mappings).
-        const local = ops.filter((o) => o.side !== 'exchange');
+        // Mapping operations, then Exchange writes (JSON batches within the mailbox's limits, 4 in flight, 10,000
+        // per 10 minutes, see exchange/exchange-cycle.ts), then CRM writes: a CRM write whose Exchange sibling of
+        // the same plan was given back is given back too (crm/crm-cycle.ts). Local operations commit a hundred at
+        // a time (an echo round refreshes thousands of mappings).
         const ctx = await crmStep(m, cycleId, recordType, ts);
-        for (let i = 0; i < local.length; i += 100) {
-          const chunk = local.slice(i, i + 100);
-          await deps.db.transaction().execute(async (tx) => {
-            for (const op of chunk) if (await applyLocalOp(ctx, tx, op)) applied++;
-          });
-          beat({ applied, failed });
-        }
+        const applyLocal = async (local: OperationRow[]) => {
+          for (let i = 0; i < local.length; i += 100) {
+            const chunk = local.slice(i, i + 100);
+            await deps.db.transaction().execute(async (tx) => {
+              for (const op of chunk) if (await applyLocalOp(ctx, tx, op)) applied++;
+            });
+            beat({ applied, failed });
+          }
+        };
+        await applyLocal(ops.filter((o) => o.side === 'mapping'));
         const exchangeOps = ops.filter((o) => o.side === 'exchange');
         if (exchangeOps.length) {
           const ex = await exchangeStep(m, cycleId, recordType);
@@ -336,6 +339,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
           applied += r.applied;
           failed += r.failed;
         }
+        await applyLocal(ops.filter((o) => o.side === 'crm'));
         const remaining = await exState.countPendingOn(cycleId, recordType, open(left));
         const workRemaining = (await store.countPending(cycleId, recordType)) > remaining;
         return { applied, failed, remaining, workRemaining };

@@ -56,6 +56,9 @@ export class ExchangeStateStore {
       .where('record_type', '=', recordType)
       .where('status', '=', 'pending')
       .where('side', 'in', sides as Array<'exchange' | 'crm' | 'mapping'>)
+      // Mapping operations first (an unlink before the creates that follow it), then Exchange writes before CRM
+      // writes: a CRM write whose Exchange sibling met a newer version is then given back with it, unwritten.
+      .orderBy(sql`case side when 'mapping' then 0 when 'exchange' then 1 else 2 end`)
       .orderBy('seq')
       .limit(limit)
       .execute();

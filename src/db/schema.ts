@@ -99,6 +99,8 @@ export interface OperationTable {
   attempts: Generated<number>;
   error: string | null;
   done_at: Date | null;
+  /** The cycle whose plan made the operation (0006); cycle_id moves with carry-over, this does not. */
+  planned_cycle: Generated<string | null>;
 }
 
 export interface CycleTable {

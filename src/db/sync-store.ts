@@ -2,6 +2,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, MappingTable, OperationTable, StagedChangeTable } from './schema';
 import { CRM_VERSION_KEY, type StagedItem } from '../domain/planning';
+import { REPLAN_PREFIX } from './exchange-state';
 import type { MappingState } from '../domain/reconcile';
 import type { Selectable } from 'kysely';
 
@@ -268,6 +269,7 @@ export class SyncStore {
           reason: o.reason,
           error: null,
           done_at: null,
+          planned_cycle: cycleId,
         })))
         .execute();
     }
@@ -281,6 +283,18 @@ export class SyncStore {
   }
   async markAttempt(id: string): Promise<void> {
     await this.db.updateTable('sync.operation').set((eb) => ({ attempts: eb('attempts', '+', 1) })).where('id', '=', id).execute();
+  }
+  /**
+   * Whether a write of the same plan to the other side of this CRM record was given back for re-planning: the
+   * pair is then planned again as a whole (writing one half would make the given-back change stale).
+   */
+  async siblingGivenBack(exec: Exec, op: { planned_cycle: string | null; mailbox_id: string; record_type: string; crm_id: string | null; side: string }): Promise<boolean> {
+    if (!op.planned_cycle || !op.crm_id) return false;
+    const r = await exec.selectFrom('sync.operation').select('id')
+      .where('planned_cycle', '=', op.planned_cycle).where('mailbox_id', '=', op.mailbox_id).where('record_type', '=', op.record_type)
+      .where('crm_id', '=', op.crm_id).where('side', '!=', op.side as 'crm').where('side', '!=', 'mapping')
+      .where('status', '=', 'skipped').where('error', 'like', `${REPLAN_PREFIX}%`).limit(1).executeTakeFirst();
+    return !!r;
   }
   async finishOperation(exec: Exec, id: string, status: 'done' | 'failed' | 'skipped', error?: string): Promise<void> {
     await exec.updateTable('sync.operation').set({ status, error: error ?? null, done_at: new Date() }).where('id', '=', id).execute();

@@ -66,7 +66,9 @@ interface CrmOpPayload {
   crmVersion?: string | null;
 }
 
-const WHY: Record<Exclude<CrmPrecondition, 'ok'>, string> = {
+type GiveBack = Exclude<CrmPrecondition, 'ok'> | 'pair';
+const WHY: Record<GiveBack, string> = {
+  pair: "the same plan's Exchange write met a newer version; the pair is planned again",
   changed: 'the CRM record was edited after planning',
   gone: 'the CRM record was deleted after planning',
   'left-scope': "the CRM record left this mailbox's scope after planning",
@@ -79,6 +81,10 @@ const WHY: Record<Exclude<CrmPrecondition, 'ok'>, string> = {
 export async function applyLocalOp(ctx: CrmStepContext, tx: Transaction<Database>, op: OperationRow): Promise<boolean> {
   const { store, adapter, mailboxId, recordType } = ctx;
   const p = (op.payload ?? {}) as CrmOpPayload;
+  if (op.side === 'crm' && (await store.siblingGivenBack(tx, op))) {
+    await giveBack(ctx, tx, op, 'pair', null);
+    return false;
+  }
   if (op.side === 'crm' && op.kind !== 'create') {
     const pre = await adapter.crmPrecondition(tx, op.crm_id!, { version: p.crmVersion ?? null, ownerId: ctx.ownerId, scope: ctx.scope });
     if (pre !== 'ok') {
@@ -129,7 +135,7 @@ export async function applyLocalOp(ctx: CrmStepContext, tx: Transaction<Database
  * change it carried goes back to the next plan, together with what the CRM now says (a deletion or a record
  * that left the scope is staged here; an edit comes with the next feed read, from the version the plan saw).
  */
-async function giveBack(ctx: CrmStepContext, tx: Transaction<Database>, op: OperationRow, pre: Exclude<CrmPrecondition, 'ok'>, seen: string | null): Promise<void> {
+async function giveBack(ctx: CrmStepContext, tx: Transaction<Database>, op: OperationRow, pre: GiveBack, seen: string | null): Promise<void> {
   const { store, mailboxId, recordType, cycleId } = ctx;
   if (pre === 'changed' && seen) {
     // The edit may be one the feed read already (its row consumed by an earlier plan): read again from the
@@ -140,7 +146,7 @@ async function giveBack(ctx: CrmStepContext, tx: Transaction<Database>, op: Oper
       pending_crm_watermark: ctx.adapter.crmRewind(cursor.pending_crm_watermark, seen),
     });
   }
-  if (pre !== 'changed') {
+  if (pre === 'gone' || pre === 'left-scope') {
     await store.stage(tx, mailboxId, recordType, 'crm', [{ externalId: op.crm_id!, removed: true, changeKey: null, payload: pre === 'left-scope' ? { [LEFT_SCOPE_KEY]: true } : null }]);
   }
   if (op.exchange_id) await store.unplan(tx, mailboxId, recordType, 'exchange', op.exchange_id);
