@@ -32,6 +32,17 @@ async function story(settings: Partial<RunSettings> = {}): Promise<ModelRun> {
  * Runs the mailbox's cycle up to (not including) the activity `prefix`, once the CRM feed can see every CRM edit
  * made so far (another transaction in the cluster can hold it back for a moment).
  */
+/** A linked contact whose Outlook job title was edited, with mailbox A stopped just before it applies the plan. */
+async function outlookEditPlanned() {
+  const run = await story();
+  const w = run.world;
+  const r1 = await w.createInCrm('A');
+  await settled(run);
+  w.editOutlook('A', r1, 'jobTitle', 'From Outlook');
+  await runUntil(run, 'applyBatch');
+  return { run, w, r1 };
+}
+
 async function runUntil(run: ModelRun, prefix: string): Promise<void> {
   await waitForCrmFeed(env.db);
   await run.drivers.A.runUntil(prefix);
@@ -79,12 +90,7 @@ test('1. pause, then resume: a CRM edit made while the mailbox was paused reache
 
 test('2a. an Outlook edit planned for the CRM and a CRM edit of another field made before the write: both survive, no conflict', async () => {
   // A CRM write must be conditional on the row version the plan saw, as an Exchange write is on its change key.
-  const run = await story();
-  const w = run.world;
-  const r1 = await w.createInCrm('A');
-  await settled(run);
-  w.editOutlook('A', r1, 'jobTitle', 'From Outlook');
-  await runUntil(run, 'applyBatch');
+  const { run, w, r1 } = await outlookEditPlanned();
   await w.editCrm(r1, 'company', 'From CRM');
   await settled(run);
   const [row] = await crmByTag(r1.tag);
@@ -97,12 +103,7 @@ test('2a. an Outlook edit planned for the CRM and a CRM edit of another field ma
 
 test('2b. an Outlook edit planned for the CRM and a CRM edit of the same field made before the write: the CRM wins, on record', async () => {
   // Same field on both sides is a real conflict: the policy's rule (crm-wins) decides, and the loser is kept on record.
-  const run = await story();
-  const w = run.world;
-  const r1 = await w.createInCrm('A');
-  await settled(run);
-  w.editOutlook('A', r1, 'jobTitle', 'From Outlook');
-  await runUntil(run, 'applyBatch');
+  const { run, w, r1 } = await outlookEditPlanned();
   await w.editCrm(r1, 'jobTitle', 'From CRM');
   await settled(run);
   assert.equal((await crmByTag(r1.tag))[0].job_title, 'From CRM', 'crm-wins: the CRM edit stays');
@@ -113,13 +114,8 @@ test('2b. an Outlook edit planned for the CRM and a CRM edit of the same field m
 
 test('2c. an Outlook edit planned for the CRM, and the CRM contact deleted before the write: not resurrected, not dropped as applied; keep-updated decides', async () => {
   // A write that found nothing to write to has not synced the edit: stamping it applied would let the delete win silently.
-  const run = await story();
-  const w = run.world;
-  const r1 = await w.createInCrm('A');
-  await settled(run);
-  w.editOutlook('A', r1, 'jobTitle', 'From Outlook');
+  const { run, w, r1 } = await outlookEditPlanned();
   const d = run.drivers.A;
-  await runUntil(run, 'applyBatch');
   const [deleted] = await crmByTag(r1.tag);
   await w.deleteInCrm(r1);
   await d.step();
