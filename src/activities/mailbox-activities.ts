@@ -339,8 +339,10 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
           applied += r.applied;
           failed += r.failed;
         }
-        await applyLocal(ops.filter((o) => o.side === 'crm'));
-        const remaining = await exState.countPendingOn(cycleId, recordType, open(left));
+        const waiting = await exState.crmWaitingForSibling(cycleId, recordType);
+        await applyLocal(ops.filter((o) => o.side === 'crm' && !waiting.has(String(o.id))));
+        // CRM writes waiting for their Exchange sibling (beyond this cycle's Exchange budget) wait for the next cycle.
+        const remaining = (await exState.countPendingOn(cycleId, recordType, open(left))) - (await exState.crmWaitingForSibling(cycleId, recordType)).size;
         const workRemaining = (await store.countPending(cycleId, recordType)) > remaining;
         return { applied, failed, remaining, workRemaining };
       });

@@ -64,6 +64,18 @@ export class ExchangeStateStore {
       .execute();
   }
 
+  /**
+   * Pending CRM operations of the cycle whose Exchange sibling (same plan, same CRM record) is still pending: they
+   * wait for it, so that a pair whose Exchange half meets a newer version is given back whole.
+   */
+  async crmWaitingForSibling(cycleId: string, recordType: string): Promise<Set<string>> {
+    const r = await sql<{ id: string }>`select c.id::text as id from sync.operation c
+      where c.cycle_id = ${cycleId}::bigint and c.record_type = ${recordType} and c.status = 'pending' and c.side = 'crm' and c.crm_id is not null
+        and exists (select 1 from sync.operation x where x.mailbox_id = c.mailbox_id and x.record_type = c.record_type and x.status = 'pending'
+          and x.side = 'exchange' and x.crm_id = c.crm_id and x.planned_cycle = c.planned_cycle)`.execute(this.db);
+    return new Set(r.rows.map((x) => x.id));
+  }
+
   async countPendingOn(cycleId: string, recordType: string, sides: string[]): Promise<number> {
     const r = await sql<{ n: string }>`select count(*)::text as n from sync.operation
       where cycle_id = ${cycleId}::bigint and record_type = ${recordType} and status = 'pending' and side = any(${sides}::text[])`.execute(this.db);
