@@ -342,7 +342,9 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         const waiting = await exState.crmWaitingForSibling(cycleId, recordType);
         await applyLocal(ops.filter((o) => o.side === 'crm' && !waiting.has(String(o.id))));
         // CRM writes waiting for their Exchange sibling (beyond this cycle's Exchange budget) wait for the next cycle.
-        const remaining = (await exState.countPendingOn(cycleId, recordType, open(left))) - (await exState.crmWaitingForSibling(cycleId, recordType)).size;
+        const sides = open(left);
+        const waitingNow = sides.includes('crm') ? (await exState.crmWaitingForSibling(cycleId, recordType)).size : 0;
+        const remaining = Math.max(0, (await exState.countPendingOn(cycleId, recordType, sides)) - waitingNow);
         const workRemaining = (await store.countPending(cycleId, recordType)) > remaining;
         return { applied, failed, remaining, workRemaining };
       });
