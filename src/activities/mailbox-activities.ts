@@ -203,7 +203,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
             ? { ...base, side: 'exchange' as const, kind: 'create', crmId: op.sourceId, exchangeId: null, payload: { record: op.record, fingerprint: op.fingerprint, crmVersion: crmVersion(op.sourceId) } }
             : { ...base, side: 'crm' as const, kind: 'create', crmId: null, exchangeId: op.sourceId, payload: { record: op.record, fingerprint: op.fingerprint, exchangeChangeKey: exById.get(op.sourceId)?.changeKey ?? null } };
         case 'update':
-          return { ...base, side: op.side, kind: 'update', crmId: op.crmId, exchangeId: op.exchangeId, payload: { record: op.record, previous: op.previous ?? null, base: op.base ?? op.record, fingerprint: op.fingerprint, exchangeChangeKey: exById.get(op.exchangeId)?.changeKey ?? null, crmVersion: crmVersion(op.crmId) } };
+          return { ...base, side: op.side, kind: 'update', crmId: op.crmId, exchangeId: op.exchangeId, payload: { record: op.record, previous: op.previous ?? null, base: op.base ?? op.record, fingerprint: op.fingerprint, exchangeChangeKey: exById.get(op.exchangeId)?.changeKey ?? null, crmVersion: crmVersion(op.crmId), ...(op.restore ? { restore: true } : {}) } };
         case 'delete':
           return { ...base, side: op.side, kind: 'delete', crmId: op.crmId, exchangeId: op.exchangeId, payload: { crmVersion: crmVersion(op.crmId), exchangeChangeKey: exById.get(op.exchangeId)?.changeKey ?? null } };
         case 'unlink':

@@ -84,8 +84,10 @@ export type Operation<R> =
    * `record`: what `side` should hold (the merge of both sides); `previous`: what `side` holds now as far as the
    * plan knows (its staged version, or the base), so a writer can send only what differs and leave everything
    * else — properties cxsync does not sync included — as it is. `base`: the mapping's new base once written.
+   * `restore` (CRM side only): the CRM record was deleted and is written back under its own id, so that every
+   * mailbox linked to it keeps one record instead of each re-creating its own copy.
    */
-  | { kind: 'update'; side: Side; crmId: string; exchangeId: string; record: R; fingerprint: string; reason: string; previous?: R; base?: R }
+  | { kind: 'update'; side: Side; crmId: string; exchangeId: string; record: R; fingerprint: string; reason: string; previous?: R; base?: R; restore?: boolean }
   | { kind: 'delete'; side: Side; crmId: string; exchangeId: string; reason: string }
   /** Both sides are gone (or the link must go): drop the mapping only. */
   | { kind: 'unlink'; crmId: string; exchangeId: string; reason: string }
@@ -436,6 +438,11 @@ function planMapped<R>(m: MappingState, e: SideChange<R> | undefined, c: SideCha
   if (deleteWins && !b) {
     ops.push({ kind: 'delete', side: updated, ...ids, reason: `deleted in ${label(deleted)}, updated in ${label(updated)}; ${rule} → delete` });
     conflicts.push({ ...ids, rule, outcome: `deleted in ${label(updated)} too` });
+  } else if (!deleteWins && !b && deleted === 'crm') {
+    // Restored, not re-created: other mailboxes may link the same CRM record (scope all/workgroup), and a new
+    // record per mailbox would turn one deleted contact into several.
+    ops.push({ kind: 'update', side: 'crm', ...ids, record: upd.record!, fingerprint: upd.fingerprint!, base: upd.record!, restore: true, reason: `restored after delete in ${label(deleted)}, updated in ${label(updated)} (${rule})` });
+    conflicts.push({ ...ids, rule, outcome: `restored in ${label(deleted)}` });
   } else if (!deleteWins && !b) {
     ops.push({ kind: 'unlink', ...ids, reason: `deleted in ${label(deleted)}, updated in ${label(updated)}; ${rule} → recreate` });
     ops.push({ kind: 'create', side: deleted, sourceId: updated === 'crm' ? m.crmId : m.exchangeId, record: upd.record!, fingerprint: upd.fingerprint!, reason: `recreated after delete in ${label(deleted)} (${rule})` });

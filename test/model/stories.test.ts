@@ -112,23 +112,42 @@ test('2b. an Outlook edit planned for the CRM and a CRM edit of the same field m
   assert.ok(c.some((x) => x.exchange_version?.jobTitle === 'From Outlook'), `the losing Outlook edit is on record as a conflict (conflicts: ${JSON.stringify(c)})`);
 });
 
-test('2c. an Outlook edit planned for the CRM, and the CRM contact deleted before the write: not resurrected, not dropped as applied; keep-updated decides', async () => {
+test('2c. an Outlook edit planned for the CRM, and the CRM contact deleted before the write: not written blind, not dropped as applied; keep-updated restores it once', async () => {
   // A write that found nothing to write to has not synced the edit: stamping it applied would let the delete win silently.
   const { run, w, r1 } = await outlookEditPlanned();
   const d = run.drivers.A;
   const [deleted] = await crmByTag(r1.tag);
   await w.deleteInCrm(r1);
   await d.step();
-  const op = await sql<{ status: string }>`select status from sync.operation where side = 'crm' and kind = 'update' and crm_id = ${deleted.id}`.execute(env.db);
+  const op = await sql<{ status: string }>`select status from sync.operation where side = 'crm' and kind = 'update' and crm_id = ${deleted.id} and not coalesce((payload->>'restore')::boolean, false)`.execute(env.db);
   assert.ok(!op.rows.some((o) => o.status === 'done'), `the write to a deleted contact is not recorded as applied (status: ${op.rows.map((o) => o.status).join(', ')})`);
   await settled(run);
-  const [again] = await crmByTag(r1.tag, { all: true }).then((rows) => rows.filter((r) => r.id === deleted.id));
-  assert.ok(again.deleted_at, 'the deleted CRM row stays deleted');
-  const live = await crmByTag(r1.tag);
-  assert.equal(live.length, 1, 'keep-updated: the contact the user updated in Outlook is kept, once');
-  assert.equal(live[0].job_title, 'From Outlook');
+  const all = await crmByTag(r1.tag, { all: true });
+  assert.deepEqual(all.map((r) => r.id), [deleted.id], 'keep-updated restores the deleted CRM row under its own id: no second contact');
+  assert.equal(all[0].deleted_at, null, 'the contact the user updated in Outlook is kept');
+  assert.equal(all[0].job_title, 'From Outlook');
   assert.equal(outlookByTag(run, r1.tag).length, 1);
-  assert.ok((await conflictsOf(r1.tag)).some((c) => c.rule === 'delete-vs-update: keep-updated'), 'the delete-vs-update decision is on record');
+  assert.ok((await conflictsOf(r1.tag)).some((c) => c.rule === 'delete-vs-update: keep-updated' && c.outcome === 'restored in CRM'), 'the delete-vs-update decision is on record');
+});
+
+test('2d. two mailboxes restore one deleted contact once: deleted in the CRM while both Outlook copies were edited', async () => {
+  // Both users share the contact (workgroup scope); each mailbox's keep-updated decision must land on the same
+  // CRM record, or one delete becomes two contacts (found by the interleaving search, seed 20261130).
+  const run = await story({ mailboxes: ['A', 'B'] });
+  const w = run.world;
+  const r1 = await w.createInCrm('A');
+  await settled(run);
+  const [row] = await crmByTag(r1.tag);
+  await w.deleteInCrm(r1);
+  w.editOutlook('A', r1, 'jobTitle', 'Edited by A');
+  w.editOutlook('B', r1, 'department', 'Edited by B');
+  await settled(run);
+  const all = await crmByTag(r1.tag, { all: true });
+  assert.deepEqual(all.map((r) => r.id), [row.id], 'one CRM contact, restored under its own id');
+  assert.equal(all[0].deleted_at, null);
+  assert.equal(all[0].job_title, 'Edited by A', "A's edit is kept");
+  assert.equal(all[0].department, 'Edited by B', "B's edit of another field is kept too");
+  for (const m of ['A', 'B'] as const) assert.equal(run.world.outlookItems(m).filter((c) => tagOf(c.surname) === r1.tag).length, 1, `one Outlook copy in ${m}`);
 });
 
 test('3. an Outlook edit racing a CRM write in a cycle that carries operations over the batch size: CRM wins at quiescence', async () => {

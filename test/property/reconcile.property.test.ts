@@ -267,7 +267,8 @@ class Model {
     const source = this.sourceSide();
     const prevent = this.sc.policy.prevent;
     for (const op of ops) {
-      if ((op.kind === 'create' || op.kind === 'update' || op.kind === 'delete') && prevent?.[op.side]?.[op.kind]) {
+      // A restore re-creates a deleted CRM record: prevent.crm.create governs it.
+      if ((op.kind === 'create' || op.kind === 'update' || op.kind === 'delete') && prevent?.[op.side]?.[op.kind === 'update' && op.restore ? 'create' : op.kind]) {
         throw new Error(`prevent.${op.side}.${op.kind} is set but the plan has ${showOp(op)}`);
       }
     }
@@ -368,6 +369,8 @@ class Model {
         const it = s.items.get(id);
         if (!it) {
           if (op.side === 'exchange') { count('Exchange update 404'); return true; } // Graph 404: item failure, mapping left alone
+          // keep-updated after a CRM delete: the record is written back under its own id.
+          if (op.restore) { count('CRM record restored'); this.write(s, id, { record: structuredClone(op.record), modifiedAt: this.now(), changeKey: 1, syncId, userEdited: false }, 'create'); }
         } else {
           this.write(s, id, { ...it, record: structuredClone(op.record), modifiedAt: this.now(), changeKey: it.changeKey + 1, userEdited: false }, 'update');
         }

@@ -284,8 +284,10 @@ describe('reconcile: deleted on one side, edited on the other (delete-vs-update 
         assert.deepEqual(shows(out.operations), ['delete exchange C1/E1']);
         assert.deepEqual(out.conflicts, [{ crmId: 'C1', exchangeId: 'E1', rule: `delete-vs-update: ${rule}`, outcome: 'deleted in Exchange too' }]);
       } else {
-        assert.deepEqual(shows(out.operations), ['unlink C1/E1', 'create crm from E1 = Ex']);
-        assert.deepEqual(out.conflicts, [{ crmId: 'C1', exchangeId: 'E1', rule: `delete-vs-update: ${rule}`, outcome: 'recreated in CRM' }]);
+        // Restored under its own id (every mailbox linking it keeps one record), with the Exchange edit.
+        assert.deepEqual(shows(out.operations), ['update crm C1/E1 = Ex']);
+        assert.equal(out.operations[0].kind === 'update' && out.operations[0].restore, true);
+        assert.deepEqual(out.conflicts, [{ crmId: 'C1', exchangeId: 'E1', rule: `delete-vs-update: ${rule}`, outcome: 'restored in CRM' }]);
       }
       assertReasons(out.operations);
     });
@@ -463,8 +465,7 @@ describe('reconcile: determinism', () => {
       'unlink C3/E3',
       'create exchange from C3 = Cr3',
       'create crm from E3 = Ex3',
-      'unlink C4/E4',
-      'create crm from E4 = Ex4',
+      'update crm C4/E4 = Ex4',
       'update exchange C5/E5 = Cr5',
       'create crm from E-new1 = N1',
       'create crm from E-new2 = N2',

@@ -64,6 +64,8 @@ interface CrmOpPayload {
   base?: unknown;
   /** The CRM row version the plan saw (null: unknown). */
   crmVersion?: string | null;
+  /** An update that restores a deleted CRM record under its own id (see reconcile.ts, keep-updated). */
+  restore?: boolean;
 }
 
 type GiveBack = Exclude<CrmPrecondition, 'ok'> | 'pair';
@@ -86,24 +88,28 @@ export async function applyLocalOp(ctx: CrmStepContext, tx: Transaction<Database
     return false;
   }
   if (op.side === 'crm' && op.kind !== 'create') {
-    const pre = await adapter.crmPrecondition(tx, op.crm_id!, { version: p.crmVersion ?? null, ownerId: ctx.ownerId, scope: ctx.scope });
+    const pre = await adapter.crmPrecondition(tx, op.crm_id!, { version: p.crmVersion ?? null, ownerId: ctx.ownerId, scope: ctx.scope, restore: p.restore });
     if (pre !== 'ok') {
       await giveBack(ctx, tx, op, pre, p.crmVersion ?? null);
       return false;
     }
   }
+  // Created from Exchange: contacts get the policy's class.
+  const classOpts = ctx.contactClass !== undefined ? { contactClass: ctx.contactClass } : undefined;
   if (op.side === 'crm') {
     if (op.kind === 'create') {
       // The sync id doubles as the CRM id, so a retried create is a no-op.
       // Created from Exchange: owned by the mailbox's user whatever the feed's scope; contacts get the policy's class.
-      await adapter.createInCrm(tx, mailboxId, op.sync_id, ctx.ownerId, p.record, ctx.contactClass !== undefined ? { contactClass: ctx.contactClass } : undefined);
+      await adapter.createInCrm(tx, mailboxId, op.sync_id, ctx.ownerId, p.record, classOpts);
       await store.upsertMapping(tx, {
         mailbox_id: mailboxId, record_type: recordType, crm_id: op.sync_id, exchange_id: op.exchange_id!, sync_id: op.sync_id,
         crm_fingerprint: p.fingerprint!, exchange_fingerprint: p.fingerprint!, exchange_change_key: p.exchangeChangeKey ?? null,
         base: p.base ?? p.record, crm_version: await adapter.crmVersion(tx),
       });
     } else if (op.kind === 'update') {
-      await adapter.updateInCrm(tx, mailboxId, op.crm_id!, p.record);
+      // A restore whose row was hard-deleted creates it again under the same id.
+      if (p.restore && !(await adapter.crmUndelete(tx, mailboxId, op.crm_id!))) await adapter.createInCrm(tx, mailboxId, op.crm_id!, ctx.ownerId, p.record, classOpts);
+      else await adapter.updateInCrm(tx, mailboxId, op.crm_id!, p.record);
       await store.updateMapping(tx, mailboxId, recordType, op.crm_id!, {
         crm_fingerprint: p.fingerprint, exchange_fingerprint: p.fingerprint, exchange_change_key: p.exchangeChangeKey ?? undefined,
         base: p.base, crm_version: await adapter.crmVersion(tx),

@@ -46,6 +46,11 @@ export interface CrmWriteGuard {
   version: string | null;
   ownerId: string;
   scope: CrmScope;
+  /**
+   * A restore (keep-updated after a CRM delete): the plan saw the record deleted, so a deleted or missing row
+   * is what is expected, and a live one means someone restored it meanwhile ('changed').
+   */
+  restore?: boolean;
 }
 
 const CRM_TABLES = { contact: sql.table('crm.contacts'), event: sql.table('crm.events'), task: sql.table('crm.tasks') } as const;
@@ -64,6 +69,11 @@ export async function crmPrecondition(tx: Exec, recordType: keyof typeof CRM_TAB
     select c.change_txid::text as version, c.deleted_at is not null as deleted, ${inScope(guard.scope, guard.ownerId)} as in_scope, ${extra} as excluded
     from ${CRM_TABLES[recordType]} c where c.id = ${id}::uuid for update`.execute(tx);
   const row = r.rows[0];
+  if (guard.restore) {
+    if (!row) return 'ok';
+    if (!row.deleted) return 'changed';
+    return row.in_scope && !row.excluded ? 'ok' : 'left-scope';
+  }
   if (!row || row.deleted) return 'gone';
   if (!row.in_scope || row.excluded) return 'left-scope';
   if (guard.version !== null && row.version !== guard.version) return 'changed';
@@ -80,6 +90,17 @@ export function rewindWatermark(watermark: string | null, version: string): stri
   const [xid, ...rest] = watermark.split(';');
   if (!/^\d+$/.test(xid) || !/^\d+$/.test(version) || BigInt(version) >= BigInt(xid)) return watermark;
   return [version, ...rest].join(';');
+}
+
+/**
+ * Un-deletes a soft-deleted row (a keep-updated restore) as this mailbox's write; false when there is no row
+ * (hard-deleted), which the caller then creates under the same id. An event series' occurrences stay deleted:
+ * the update that follows writes the exceptions the record carries.
+ */
+export async function undeleteRow(tx: Exec, recordType: keyof typeof CRM_TABLES, mailboxId: string, id: string): Promise<boolean> {
+  await asWriter(tx, mailboxId);
+  const r = await sql`update ${CRM_TABLES[recordType]} set deleted_at = null where id = ${id}::uuid`.execute(tx);
+  return Number(r.numAffectedRows ?? 0n) > 0;
 }
 
 /** The version the crm.stamp_change trigger gives every row this transaction writes. */

@@ -58,6 +58,8 @@ export interface CrmFeedItem {
   removed: boolean;
   /** With `removed`: the record still exists but left the mailbox's scope (reassigned, cancelled): not a delete. */
   leftScope?: boolean;
+  /** With `removed`: the row is gone (hard-deleted, or missing after a restore) rather than marked deleted; a delete all the same. */
+  hardDeleted?: boolean;
   /** The row version a conditional write compares with (the built-in CRM: change_txid). */
   version?: string;
   payload: Record<string, unknown> | null;
@@ -134,6 +136,8 @@ export interface RecordTypeAdapter<R> extends RecordParser<R> {
    * scope and still has the version the plan saw. Locks the row until the transaction ends.
    */
   crmPrecondition(tx: Transaction<Database>, id: string, guard: CrmWriteGuard): Promise<CrmPrecondition>;
+  /** Un-deletes a deleted CRM record (a restore under keep-updated); false when there is none to un-delete. */
+  crmUndelete(tx: Transaction<Database>, mailboxId: string, id: string): Promise<boolean>;
   /** The watermark moved back so the next read sees changes from `version` on (see postgres-crm.ts rewindWatermark). */
   crmRewind(watermark: string | null, version: string): string | null;
   /** The version the CRM gives what this transaction wrote (stored in the mapping for the next conditional write). */

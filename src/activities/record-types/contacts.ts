@@ -12,7 +12,7 @@ import {
   type CrmContactFields,
   type GraphContact,
 } from '../../domain/contact';
-import { PostgresCrmStore, crmContactWrites, crmPrecondition, rewindWatermark, txVersion } from '../crm/postgres-crm';
+import { PostgresCrmStore, crmContactWrites, crmPrecondition, rewindWatermark, txVersion, undeleteRow } from '../crm/postgres-crm';
 import type { ContactsApi } from '../exchange/contacts-api';
 import type { ExchangeItem, RecordTypeAdapter } from './adapter';
 
@@ -97,6 +97,7 @@ export function contactsAdapter(db: Kysely<Database>, api: ContactsApi): RecordT
       await crmContactWrites.create(tx, mailboxId, id, ownerId, toCrmContact(record), opts?.contactClass ?? null);
     },
     crmPrecondition: (tx, id, guard) => crmPrecondition(tx, 'contact', id, guard),
+    crmUndelete: (tx, mailboxId, id) => undeleteRow(tx, 'contact', mailboxId, id),
     crmVersion: txVersion,
     crmRewind: rewindWatermark,
     updateInCrm: (tx, mailboxId, id, record) => crmContactWrites.update(tx, mailboxId, id, toCrmContact(record)),

@@ -37,7 +37,7 @@ import { PostgresCrmEvents, crmEntryWindow, crmEventWrites } from '../crm/postgr
 import { EventsApi, markerOf, type SeriesRead } from '../exchange/events-api';
 import { classifyGraphError } from '../exchange/errors';
 import { changedProperties } from '../../domain/patch';
-import { crmPrecondition, rewindWatermark, txVersion } from '../crm/postgres-crm';
+import { crmPrecondition, rewindWatermark, txVersion, undeleteRow } from '../crm/postgres-crm';
 import type { ExchangeDeltaItem, ExchangeItem, RecordTypeAdapter } from './adapter';
 import { graphPayload } from './contacts';
 
@@ -307,6 +307,7 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
       await crmEventWrites.create(tx, mailboxId, id, ownerId, record);
     },
     crmPrecondition: (tx, id, guard) => crmPrecondition(tx, 'event', id, guard),
+    crmUndelete: (tx, mailboxId, id) => undeleteRow(tx, 'event', mailboxId, id),
     crmVersion: txVersion,
     crmRewind: rewindWatermark,
     async updateInCrm(tx, mailboxId, id, record) {

@@ -5,7 +5,7 @@
  * and so does this adapter's delta reader for To Do's side (Deferred).
  */
 import { changedProperties } from '../../domain/patch';
-import { crmPrecondition, rewindWatermark, txVersion } from '../crm/postgres-crm';
+import { crmPrecondition, rewindWatermark, txVersion, undeleteRow } from '../crm/postgres-crm';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema';
 import { PolicyStore } from '../../db/policy-store';
@@ -145,6 +145,7 @@ export function tasksAdapter(db: Kysely<Database>, api: TodoApi): RecordTypeAdap
       if (!r.ok) throw new Error(`creating CRM task ${taskLabel(record)}: ${r.error}`);
     },
     crmPrecondition: (tx, id, guard) => crmPrecondition(tx, 'task', id, guard),
+    crmUndelete: (tx, mailboxId, id) => undeleteRow(tx, 'task', mailboxId, id),
     crmVersion: txVersion,
     crmRewind: rewindWatermark,
     async updateInCrm(tx, mailboxId, id, record) {
