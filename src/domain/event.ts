@@ -15,6 +15,7 @@
  * original date lies in the sync window are part of the record (both sides apply the same window); see
  * docs/RECORD_TYPES.md.
  */
+import { bodyText, graphBody, normalizeText } from './body';
 import { fail, ok, type Result } from './result';
 import { normalizeRecurrence, occurrenceDates, toGraphRecurrence, type Recurrence } from './recurrence';
 import {
@@ -91,35 +92,8 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 // ---- text ---------------------------------------------------------------------------------------------
 
-/** Newlines as \n, no trailing blanks on lines or at the end: the form both sides' bodies are compared in. */
-export function normalizeText(s: string | null | undefined): string | undefined {
-  if (typeof s !== 'string') return undefined;
-  const t = s.replace(/\r\n?/g, '\n').replace(/[ \t\u00a0]+\n/g, '\n').replace(/\n{3,}/g, '\n\n').trim();
-  return t === '' ? undefined : t;
-}
-
-const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
-
-/** Enough HTML → text for bodies Outlook writes (paragraphs, line breaks, entities); markup is dropped. */
-export function htmlToText(html: string): string {
-  return html
-    .replace(/<(script|style|head)[\s\S]*?<\/\1>/gi, '')
-    .replace(/<br\s*\/?>/gi, '\n')
-    .replace(/<\/(p|div|li|tr|h[1-6])>/gi, '\n')
-    .replace(/<[^>]+>/g, '')
-    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, e: string) => {
-      if (e[0] === '#') {
-        const code = e[1].toLowerCase() === 'x' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
-        return Number.isFinite(code) ? String.fromCodePoint(code) : m;
-      }
-      return ENTITIES[e.toLowerCase()] ?? m;
-    });
-}
-
-export function bodyText(body: { content?: string | null; contentType?: string | null } | null | undefined): string | undefined {
-  if (!body?.content) return undefined;
-  return normalizeText(String(body.contentType).toLowerCase() === 'html' ? htmlToText(body.content) : body.content);
-}
+// Bodies live in ./body (HTML ⇄ text, links kept); re-exported for the callers that import them from here.
+export { bodyText, htmlToText, normalizeText } from './body';
 
 function clean(v: unknown): string | undefined {
   if (typeof v !== 'string') return undefined;
@@ -168,7 +142,8 @@ export function validateEvent(d: EventDraft): Result<EventRecord> {
 
   const rec: EventRecord = { subject, allDay, start, end, timeZone: zone, sensitivity: 'normal', attendees: [] };
   const body = normalizeText(d.body);
-  if (body) rec.body = body.length > EVENT_LIMITS.body ? body.slice(0, EVENT_LIMITS.body) : body;
+  // Cut over the limit, then normalised again: a cut ending in blanks would not read back as written.
+  if (body) rec.body = body.length > EVENT_LIMITS.body ? normalizeText(body.slice(0, EVENT_LIMITS.body)) : body;
   const location = clean(d.location);
   if (location) rec.location = location.slice(0, EVENT_LIMITS.location);
   const sens = (clean(d.sensitivity) ?? 'normal').toLowerCase() as Sensitivity;
@@ -384,7 +359,9 @@ export function toGraphEvent(e: EventRecord): GraphEvent {
   const tz = graphZoneName(e.timeZone);
   return {
     subject: e.subject,
-    body: { contentType: 'text', content: e.body ?? '' },
+    // HTML, links as anchors; an update sends it only when the text changed (changedProperties), so the
+    // user's own HTML (formatting, Teams blocks) stays as it is until the synced text itself changes.
+    body: graphBody(e.body),
     start: { dateTime: e.start, timeZone: tz },
     end: { dateTime: e.end, timeZone: tz },
     isAllDay: e.allDay,
@@ -496,17 +473,14 @@ export function planInstanceWrites(record: EventRecord, instances: GraphInstance
     }
     const start = want?.start ?? original;
     const end = want?.end ?? addSecondsToWall(start, duration);
-    out.push({
-      kind: 'patch',
-      instanceId: inst.id,
-      originalStart: original,
-      body: {
-        start: { dateTime: start, timeZone: tz },
-        end: { dateTime: end, timeZone: tz },
-        subject: want?.subject ?? record.subject,
-        location: { displayName: want?.location ?? record.location ?? '' },
-      },
-    });
+    const body: GraphEvent = { start: { dateTime: start, timeZone: tz }, end: { dateTime: end, timeZone: tz } };
+    // Subject and location only when the occurrence's differ from what it should have: a location sent is
+    // replaced whole, and the address, coordinates and link Outlook keeps with its name would be lost.
+    const subject = want?.subject ?? record.subject;
+    if ((clean(inst.subject) ?? '') !== subject) body.subject = subject;
+    const location = want?.location ?? record.location ?? '';
+    if ((clean(inst.location?.displayName) ?? '') !== location) body.location = { displayName: location };
+    out.push({ kind: 'patch', instanceId: inst.id, originalStart: original, body });
   }
   return out;
 }

@@ -13,7 +13,7 @@
  * The due date is a date (To Do keeps no time of day); the reminder is an instant (ISO, Z), written to Exchange
  * as wall time in the task's zone and stored in the CRM as wall time + IANA zone.
  */
-import { bodyText, normalizeText } from './event';
+import { bodyText, graphBody, normalizeText } from './body';
 import { fail, ok, type Result } from './result';
 import {
   canonicalTimeZone,
@@ -124,7 +124,8 @@ export function validateTask(d: TaskDraft): Result<TaskRecord> {
   const importance = (clean(d.importance)?.toLowerCase() ?? 'normal') as Importance;
   const rec: TaskRecord = { subject, status, importance: IMPORTANCES.includes(importance) ? importance : 'normal' };
   const body = normalizeText(d.body);
-  if (body) rec.body = body.length > TASK_LIMITS.body ? body.slice(0, TASK_LIMITS.body) : body;
+  // Cut over the limit, then normalised again: a cut ending in blanks would not read back as written.
+  if (body) rec.body = body.length > TASK_LIMITS.body ? normalizeText(body.slice(0, TASK_LIMITS.body)) : body;
   if (d.dueDate) {
     const due = parseWallTime(d.dueDate);
     if (!due) return fail(`due date "${d.dueDate}" is not a date: correct it`);
@@ -215,7 +216,9 @@ export function toGraphTask(t: TaskRecord, opts: { zone?: string } = {}): GraphT
   const zone = resolveTimeZone(opts.zone) ?? 'UTC';
   return {
     title: t.subject,
-    body: { contentType: 'text', content: t.body ?? '' },
+    // HTML (Graph's todoTask update takes HTML bodies), links as anchors; an update sends it only when the
+    // text changed (changedProperties), so a body the user formatted stays as it is.
+    body: graphBody(t.body),
     status: t.status,
     importance: t.importance,
     dueDateTime: t.dueDate ? { dateTime: `${t.dueDate}T00:00:00`, timeZone: 'UTC' } : null,

@@ -214,7 +214,17 @@ export function parseEventBody(body: unknown, opts: ParseOptions = {}): EventWri
     } else if (k === 'location') {
       if (v !== null && (typeof v !== 'object' || Array.isArray(v))) throw badValue(k, 'microsoft.graph.location');
       const l = (v ?? {}) as Record<string, unknown>;
-      fields.location = { displayName: typeof l.displayName === 'string' ? l.displayName : '', locationType: l.locationType ?? 'default', uniqueIdType: 'unknown', address: l.address ?? {}, coordinates: l.coordinates ?? {} };
+      // A location is written whole (what the request leaves out is gone); its optional link and address are kept
+      // as given (location.md: locationUri, locationEmailAddress, address, coordinates).
+      fields.location = {
+        displayName: typeof l.displayName === 'string' ? l.displayName : '',
+        locationType: l.locationType ?? 'default',
+        uniqueIdType: 'unknown',
+        address: l.address ?? {},
+        coordinates: l.coordinates ?? {},
+        ...(typeof l.locationUri === 'string' ? { locationUri: l.locationUri } : {}),
+        ...(typeof l.locationEmailAddress === 'string' ? { locationEmailAddress: l.locationEmailAddress } : {}),
+      };
       if (!('locations' in (body as object))) fields.locations = l.displayName ? [fields.location] : [];
     } else if (k === 'locations') {
       if (!Array.isArray(v)) throw badValue(k, 'Collection(microsoft.graph.location)');

@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
+import { bodyText } from '../../src/domain/body';
 import { addDays } from '../../src/domain/timezone';
 import { startStack, type Stack } from '../helpers/stack';
 
@@ -19,7 +20,7 @@ interface Task {
   title: string;
   status: string;
   importance: string;
-  body: { content: string };
+  body: { content: string; contentType: string };
   dueDateTime?: { dateTime: string; timeZone: string };
   reminderDateTime?: { dateTime: string; timeZone: string };
   isReminderOn: boolean;
@@ -71,7 +72,7 @@ describe('tasks two-way sync on the real stack', () => {
 
     const offer = byTitle('Send the offer')!;
     assert.equal(offer.importance, 'high');
-    assert.equal(offer.body.content, 'Prices as agreed');
+    assert.equal(bodyText(offer.body), 'Prices as agreed');
     assert.equal(offer.dueDateTime?.dateTime.slice(0, 10), day(3));
     assert.equal(offer.isReminderOn, true);
     // 09:00 Berlin as an instant, whatever DST says that day.
@@ -143,7 +144,7 @@ describe('tasks two-way sync on the real stack', () => {
     const offer = byTitle('Send the offer')!;
     assert.equal(offer.dueDateTime?.dateTime.slice(0, 10), day(6));
     assert.equal(offer.importance, 'low');
-    assert.equal(offer.body.content, 'Prices as agreed\nDelivery in May');
+    assert.equal(bodyText(offer.body), 'Prices as agreed\nDelivery in May');
     const l = (await crm('Waiting for legal'))[0];
     assert.equal(l.priority, 'High');
     assert.equal(l.reminder_local, `${day(5)}T16:30:00`);

@@ -20,6 +20,7 @@ import {
   type GraphEvent,
   type GraphInstance,
 } from '../../src/domain/event';
+import { textToHtml } from '../../src/domain/body';
 import { fingerprint } from '../../src/domain/fingerprint';
 import type { Result } from '../../src/domain/result';
 import { convertWallTime, wallToInstant } from '../../src/domain/timezone';
@@ -46,7 +47,8 @@ function graphEcho(written: GraphEvent, extra: Partial<GraphEvent> = {}): GraphE
     isOrganizer: true,
     organizer: { emailAddress: { address: 'anna@contoso.com', name: 'Anna Schmidt' } },
     attendees: (written.attendees ?? []).map((a) => ({ ...a, status: { response: 'none', time: '0001-01-01T00:00:00Z' } })),
-    body: { contentType: 'text', content: written.body?.content ? `${written.body.content}\r\n` : '' },
+    // Exchange keeps event bodies as HTML and returns the HTML it was given.
+    body: { contentType: 'html', content: written.body?.content ?? '' },
     lastModifiedDateTime: '2025-03-01T10:00:00Z',
     ...extra,
   };
@@ -107,7 +109,7 @@ describe('Graph events', () => {
     const g = toGraphEvent(MEETING);
     assert.deepEqual(g.start, { dateTime: '2025-03-31T09:00:00', timeZone: 'W. Europe Standard Time' });
     assert.deepEqual(g.end, { dateTime: '2025-03-31T10:30:00', timeZone: 'W. Europe Standard Time' });
-    assert.deepEqual(g.body, { contentType: 'text', content: MEETING.body });
+    assert.deepEqual(g.body, { contentType: 'html', content: textToHtml(MEETING.body) });
     assert.equal(g.recurrence, null);
     assert.deepEqual(g.attendees![1], { emailAddress: { address: 'lukas.weber@fabrikam.de', name: 'Lukas Weber' }, type: 'required' });
   });
@@ -367,6 +369,16 @@ describe('recurring series', () => {
     assert.deepEqual(patch.body.start, { dateTime: '2025-03-18T14:00:00', timeZone: 'W. Europe Standard Time' });
     const done = instancesOf(WEEKLY, { drop: ['2025-03-31'], move: { '2025-03-17': ['2025-03-18T14:00:00', '2025-03-18T14:30:00'] } });
     assert.deepEqual(planInstanceWrites(WEEKLY, done, WINDOW), []);
+  });
+
+  it('moves an occurrence without sending its subject or location when they already are the ones it should have (location details kept)', () => {
+    const plain = instancesOf(WEEKLY);
+    const patch = planInstanceWrites(WEEKLY, plain, WINDOW)[0] as { body: GraphEvent };
+    assert.deepEqual(Object.keys(patch.body).sort(), ['end', 'start'], 'a location sent is replaced whole (address, coordinates, link)');
+    const elsewhere = plain.map((i) => (i.id === 'occ-2025-03-17' ? { ...i, location: { displayName: 'Room 9' } } : i));
+    const back = planInstanceWrites(WEEKLY, elsewhere, WINDOW)[0] as { body: GraphEvent };
+    assert.deepEqual(back.body.location, { displayName: 'Room 1' }, 'a different name is written');
+    assert.equal(back.body.subject, undefined);
   });
 
   it('puts an occurrence Exchange moved back on its slot when the record says so; a cancelled one cannot come back', () => {

@@ -3,8 +3,10 @@
  * series reads (master + instances), occurrence writes, the marked-item listing, and the requests for
  * single-item writes (sent in JSON batches by the cycle).
  *
- * Every read asks for times in UTC (`Prefer: outlook.timezone="UTC"`) and bodies as text: one consistent form,
- * converted to each event's own zone by the domain mapper, so nothing depends on the mailbox's settings.
+ * Every read asks for times in UTC (`Prefer: outlook.timezone="UTC"`): one consistent form, converted to each
+ * event's own zone by the domain mapper, so nothing depends on the mailbox's settings. Bodies are read as the
+ * HTML Exchange keeps and converted by src/domain/body.ts, which keeps link targets (Graph's own text form is
+ * not ours to control, and a body cxsync wrote must read back exactly as written).
  * Creates carry the sync id twice: as `transactionId` (Graph itself turns a repeated POST into the first
  * event) and as an extended property (what a lookup after a lost answer filters on).
  */
@@ -19,7 +21,7 @@ const enc = encodeURIComponent;
 const q = (s: string) => s.replace(/'/g, "''");
 
 /** The one form every event read is asked in. */
-export const EVENT_READ_PREFER = `outlook.timezone="UTC", outlook.body-content-type="text", ${IMMUTABLE_IDS}`;
+export const EVENT_READ_PREFER = `outlook.timezone="UTC", ${IMMUTABLE_IDS}`;
 const READ = { Prefer: EVENT_READ_PREFER };
 const MARKERS = `singleValueExtendedProperties($filter=id eq '${SYNC_ID_PROPERTY}' or id eq '${CRM_ID_PROPERTY}')`;
 const LIST_PAGE = 1000;

@@ -19,11 +19,11 @@ import { randomBytes } from 'node:crypto';
 import type { Database } from '../../db/schema';
 import { PolicyStore } from '../../db/policy-store';
 import {
+  bodyText,
   eventLabel,
   exceptionsFromInstances,
   fromCrmEvent,
   fromGraphEvent,
-  normalizeText,
   planInstanceWrites,
   syncWindow,
   toGraphEvent,
@@ -125,7 +125,7 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
   function payloadOf(ev: GraphEvent, zone: string | undefined, extra: Record<string, unknown> = {}): Record<string, unknown> {
     const p = graphPayload(ev);
     delete p.singleValueExtendedProperties;
-    return { ...p, bodyText: normalizeText(ev.body?.content ?? '') ?? '', ...(zone ? { cxsyncUserZone: zone } : {}), ...extra };
+    return { ...p, bodyText: bodyText(ev.body) ?? '', ...(zone ? { cxsyncUserZone: zone } : {}), ...extra };
   }
 
   function seriesItem(read: SeriesRead, zone: string | undefined, window: SyncWindow): ExchangeDeltaItem {

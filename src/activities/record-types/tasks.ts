@@ -9,7 +9,8 @@ import { crmPrecondition, rewindWatermark, txVersion, undeleteRow } from '../crm
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema';
 import { PolicyStore } from '../../db/policy-store';
-import { normalizeText } from '../../domain/event';
+// Bodies staged as text with their links kept (HTML converted): To Do may answer in either form.
+import { bodyText } from '../../domain/body';
 import { BUILTIN_POLICY, type Policy } from '../../domain/policy';
 import {
   ACUMATICA_TASK_STATUS_MAP,
@@ -94,7 +95,7 @@ export function tasksAdapter(db: Kysely<Database>, api: TodoApi): RecordTypeAdap
           id: String(it.id),
           removed: false,
           changeKey: changeKeyOf(it),
-          payload: { ...payload, ...(it.body ? { bodyText: normalizeText(it.body.content ?? '') ?? '' } : {}), ...(zone ? { cxsyncUserZone: zone } : {}) },
+          payload: { ...payload, ...(it.body ? { bodyText: bodyText(it.body) ?? '' } : {}), ...(zone ? { cxsyncUserZone: zone } : {}) },
         });
       }
       return { items, nextLink: page.nextLink, deltaLink: page.deltaLink };
