@@ -11,7 +11,8 @@ import type { Db } from '../db/connection';
 import type { Database } from '../db/schema';
 import { SyncStore, toMappingState, toStagedItem, type NewOperation, type OperationRow } from '../db/sync-store';
 import { PolicyStore } from '../db/policy-store';
-import { planCycle } from '../domain/planning';
+import { planCycleSteps } from '../domain/planning';
+import { runStepsYielding } from './yielding';
 import { BUILTIN_POLICY, crmScopeFor, markingCategory, typePolicy, type CrmScope, type Policy } from '../domain/policy';
 import { activeWindows, isValidTimeZone } from '../domain/schedule';
 import { emptyTypeSummary, MAILBOX_NEEDS_ATTENTION, RECORD_TYPES, type CycleSummary, type RecordType, type TypeSummary } from '../domain/status';
@@ -159,9 +160,9 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
     const mappings = mappingRows.map(toMappingState);
     const crmVersionOf = new Map(mappingRows.map((r) => [r.crm_id, r.crm_version]));
     const cursor = await store.getCursor(mailboxId, recordType);
-    // Planning is CPU work: give the event loop a turn so this worker's other activities keep heartbeating.
-    await new Promise((r) => setImmediate(r));
-    const result = planCycle({
+    // Planning is CPU work (seconds for 100,000 items): it runs in slices with the event loop given back between
+    // them, so this worker's heartbeats and other mailboxes' activities go on (bench/plan-100k.ts).
+    const result = await runStepsYielding(planCycleSteps({
       recordType,
       exchange: exStaged.map(toStagedItem),
       crm: crmStaged.map(toStagedItem),
@@ -172,7 +173,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       firstSync: !cursor.delta_link && !cursor.crm_watermark,
       now: new Date(),
       massDeleteDecision: await policies.decision(mailboxId, recordType),
-    });
+    }), beat);
     beat();
 
     if (result.held.length > 0) {

@@ -9,7 +9,7 @@ import { TASK_LIMITS } from './task';
 import { isoInstant, parseWallTime, resolveTimeZone, wallToInstant } from './timezone';
 import { fingerprint } from './fingerprint';
 import { logs, outOfScope, reconcilePolicyFor, type Policy, type ScopeTraits } from './policy';
-import { reconcile, type MappingState, type ReconcileOutput, type Side, type SideChange } from './reconcile';
+import { PLAN_SLICE, reconcileSteps, runSteps, type MappingState, type ReconcileOutput, type Side, type SideChange } from './reconcile';
 import type { Result } from './result';
 
 export interface StagedItem {
@@ -174,15 +174,22 @@ function cut(s: string, limit: number): string {
 }
 
 export function planCycle<R>(input: CyclePlanInput<R>): CyclePlan<R> {
+  return runSteps(planCycleSteps(input));
+}
+
+/** planCycle as a generator pausing every PLAN_SLICE items (see reconcileSteps): what the plan activity drives. */
+export function* planCycleSteps<R>(input: CyclePlanInput<R>): Generator<void, CyclePlan<R>, void> {
   const { policy, recordType, parser } = input;
   const notes: PlanNote[] = [];
   const body = BODY_FIELDS[recordType];
   const matchKey = MATCH_KEYS[recordType];
   const rp = reconcilePolicyFor(policy, recordType);
 
-  const toChanges = (side: Side, rows: StagedItem[]): Map<string, SideChange<R>> => {
+  function* toChanges(side: Side, rows: StagedItem[]): Generator<void, Map<string, SideChange<R>>, void> {
     const out = new Map<string, SideChange<R>>();
+    let n = 0;
     for (const r of rows) {
+      if (++n % PLAN_SLICE === 0) yield;
       if ((r.replans ?? 0) >= MAX_REPLANS) {
         notes.push({ level: 'error', side, itemId: r.id, message: `skipped: the ${side === 'crm' ? 'Exchange' : 'CRM'} copy changed under ${r.replans} attempts to write this change; it is planned again when either side next changes it` });
         continue;
@@ -224,11 +231,11 @@ export function planCycle<R>(input: CyclePlanInput<R>): CyclePlan<R> {
       });
     }
     return out;
-  };
+  }
 
-  const exchangeChanges = toChanges('exchange', input.exchange);
-  const crmChanges = toChanges('crm', input.crm);
-  const result = reconcile<R>({
+  const exchangeChanges = yield* toChanges('exchange', input.exchange);
+  const crmChanges = yield* toChanges('crm', input.crm);
+  const result = yield* reconcileSteps<R>({
     exchangeOnly: EXCHANGE_ONLY_FIELDS[recordType],
     exchange: [...exchangeChanges.values()],
     crm: [...crmChanges.values()],

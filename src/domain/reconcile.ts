@@ -183,7 +183,28 @@ interface Out<R> {
   skipped: SkippedItem[];
 }
 
+/** Items planned between two yields of a stepped plan: small enough that a yield comes every few milliseconds. */
+export const PLAN_SLICE = 200;
+
+/** Runs a stepped computation (reconcileSteps, planCycleSteps) to its end without yielding to anyone. */
+export function runSteps<T>(steps: Generator<void, T, void>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
 export function reconcile<R>(input: ReconcileInput<R>): ReconcileOutput<R> {
+  return runSteps(reconcileSteps(input));
+}
+
+/**
+ * reconcile() as a generator that pauses every PLAN_SLICE items, so that an activity planning 100,000 items can
+ * give its event loop back (heartbeats, other mailboxes' activities) between slices. Pure and deterministic:
+ * the pauses carry nothing, and the result is the same however the caller drives it.
+ */
+export function* reconcileSteps<R>(input: ReconcileInput<R>): Generator<void, ReconcileOutput<R>, void> {
+  let n = 0;
   const { policy } = input;
   const ex = byId(input.exchange);
   const crm = byId(input.crm);
@@ -203,6 +224,7 @@ export function reconcile<R>(input: ReconcileInput<R>): ReconcileOutput<R> {
       const theirs = side === 'exchange' ? crm : ex;
       let deleted = 0;
       for (const m of mappings) {
+        if (++n % PLAN_SLICE === 0) yield;
         const own = mine.get(side === 'exchange' ? m.exchangeId : m.crmId);
         const other = theirs.get(side === 'exchange' ? m.crmId : m.exchangeId);
         if (own?.removed && !other?.removed) deleted++;
@@ -223,6 +245,7 @@ export function reconcile<R>(input: ReconcileInput<R>): ReconcileOutput<R> {
   }
 
   for (const m of mappings) {
+    if (++n % PLAN_SLICE === 0) yield;
     const e = ex.get(m.exchangeId);
     const c = crm.get(m.crmId);
     if (!e && !c) continue;
@@ -249,6 +272,7 @@ export function reconcile<R>(input: ReconcileInput<R>): ReconcileOutput<R> {
   const newCrm: SideChange<R>[] = [];
   for (const [map, seen, list, side] of [[ex, seenEx, newEx, 'exchange'], [crm, seenCrm, newCrm, 'crm']] as const) {
     for (const id of [...map.keys()].sort(sortKey)) {
+      if (++n % PLAN_SLICE === 0) yield;
       const ch = map.get(id)!;
       if (seen.has(id) || ch.removed || !ch.record) continue;
       if (ch.outOfScope) {
@@ -269,6 +293,7 @@ export function reconcile<R>(input: ReconcileInput<R>): ReconcileOutput<R> {
     };
     const crmByKey = byKey(newCrm);
     for (const [key, exs] of [...byKey(newEx)].sort(([a], [b]) => sortKey(a, b))) {
+      if (++n % PLAN_SLICE === 0) yield;
       const crms = crmByKey.get(key) ?? [];
       // Items arrive sorted by id, so pairing the n-th with the n-th is deterministic.
       for (let i = 0; i < Math.min(exs.length, crms.length); i++) {
@@ -280,6 +305,7 @@ export function reconcile<R>(input: ReconcileInput<R>): ReconcileOutput<R> {
   }
 
   for (const e of newEx) {
+    if (++n % PLAN_SLICE === 0) yield;
     if (linkedEx.has(e.id)) continue;
     if (policy.newExchangeItems === 'match-only') {
       out.skipped.push({ side: 'exchange', id: e.id, reason: 'new in Exchange and linked to no CRM record (filter matching-crm): not copied' });
@@ -293,6 +319,7 @@ export function reconcile<R>(input: ReconcileInput<R>): ReconcileOutput<R> {
     out.ops.push({ kind: 'create', side: 'crm', sourceId: e.id, record: e.record!, fingerprint: e.fingerprint!, reason: 'new in Exchange' });
   }
   for (const c of newCrm) {
+    if (++n % PLAN_SLICE === 0) yield;
     if (linkedCrm.has(c.id)) continue;
     const b = blocked(policy, 'exchange', 'create');
     if (b) {

@@ -6,6 +6,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { canonicalJson, fingerprint } from '../../src/domain/fingerprint';
 import { CONTACT_FIELDS, fromCrmContact, fromGraphContact, toCrmContact, toGraphContact, type ContactRecord } from '../../src/domain/contact';
 
@@ -46,6 +47,11 @@ describe('fingerprint: stable across releases (values are stored)', () => {
       assert.match(fp, /^[0-9a-f]{16}$/);
       assert.equal(fp, fnv1a64(canonicalJson(v)));
     }
+  });
+
+  it('the 32-bit-halves implementation equals the reference on any JSON value and any UTF-16 text', () => {
+    fc.assert(fc.property(fc.jsonValue(), (v) => fingerprint(v) === fnv1a64(canonicalJson(v))), { numRuns: 5000 });
+    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (s) => fingerprint(s) === fnv1a64(canonicalJson(s))), { numRuns: 5000 });
   });
 
   it('pins the canonical form', () => {

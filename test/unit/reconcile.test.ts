@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import type { ContactRecord } from '../../src/domain/contact';
 import { fingerprint } from '../../src/domain/fingerprint';
 import {
+  PLAN_SLICE,
+  reconcileSteps,
   CONFLICT_RULES,
   DELETE_RULES,
   DIRECTIONS,
@@ -483,5 +485,23 @@ describe('reconcile: determinism', () => {
   it('when an id is staged twice, the last change counts', () => {
     const out = run({ exchange: [live('E1', 'Old'), live('E1', 'Newer')], mappings: [link('C1', 'E1', 'Ann')] });
     assert.deepEqual(shows(out.operations), ['update crm C1/E1 = Newer']);
+  });
+});
+
+describe('reconcile: planned in slices (heartbeats during 100,000-item plans)', () => {
+  it('reconcileSteps pauses at least once per PLAN_SLICE items, and its result is reconcile()', () => {
+    const n = 5 * PLAN_SLICE;
+    const input: ReconcileInput<ContactRecord> = {
+      exchange: Array.from({ length: n }, (_, i) => live(`E${i}`, `Ex${i}`)),
+      crm: Array.from({ length: n }, (_, i) => live(`C${i}`, i % 2 ? `Cr${i}` : `Ex${i}`)),
+      mappings: Array.from({ length: n / 2 }, (_, i) => link(`C${i}`, `E${i}`, 'Ann')),
+      policy: policy({}),
+    };
+    const steps = reconcileSteps(input);
+    let pauses = 0;
+    let r = steps.next();
+    for (; !r.done; r = steps.next()) pauses++;
+    assert.ok(pauses >= (2 * n) / PLAN_SLICE - 1, `paused ${pauses} times for ${2 * n} items`);
+    assert.deepEqual(r.value, reconcile(input));
   });
 });
