@@ -281,7 +281,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       // complete, and the CRM is read just before that plan so both sides are as fresh as can be.
       if (cursor.pending_crm_watermark || roundOpen(cursor) || (await exState.pendingAnywhere(mailboxId, recordType)) > 0) return { pulled: 0 };
       const ctx = await crmStep(m, cycleId, recordType);
-      const pulled = await writer(mailboxId, () => keepAlive(beat, () => pullCrmStep(ctx, cursor.crm_watermark)));
+      const pulled = await writer(mailboxId, () => keepAlive(beat, () => pullCrmStep(ctx, { watermark: cursor.crm_watermark, origin: cursor.crm_watermark_origin })));
       await store.addPulled(cycleId, recordType, 'crm', pulled);
       return { pulled };
     },
@@ -365,6 +365,8 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
             delta_link: cursor.pending_delta_link ?? cursor.delta_link,
             pending_delta_link: null,
             next_link: open ? cursor.next_link : null,
+            // crm_watermark_origin stays: it was saved with the pending watermark, by the read that produced it.
+            // The origin now would vouch for a watermark read from a database since replaced.
             crm_watermark: cursor.pending_crm_watermark ?? cursor.crm_watermark,
             pending_crm_watermark: null,
             committed_cycle: cycleId,

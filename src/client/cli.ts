@@ -1,6 +1,7 @@
 /** The `cxsync` command line. User errors end with exit code 1 and one line on stderr, never a stack trace. */
 import fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { sql } from 'kysely';
 import { ConfigError, graphSettings, loadEnv, type Env } from '../config';
 import { migrate, openDb } from '../db/connection';
 import { resolveDatabase } from '../db/resolve';
@@ -14,6 +15,7 @@ import { formatConflict } from './format';
 import { runDev } from './dev';
 import { runEmulator } from './emulator-command';
 import { runWorker } from '../worker/main';
+import { purgeTombstones } from '../activities/crm/feed-guard';
 
 let env: Env | undefined;
 function config(): Env {
@@ -312,6 +314,29 @@ export function buildProgram(): Command {
       } finally {
         await db.destroy();
         await database.stop();
+      }
+    });
+
+  program
+    .command('maintenance')
+    .description('housekeeping to run daily (cron or a systemd timer): deletes the records of hard-deleted CRM rows (crm.tombstone) that no mailbox needs any more')
+    .option('--older-than <interval>', 'keep tombstones younger than this PostgreSQL interval', '7 days')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { olderThan: string; json?: boolean }) => {
+      const db = await connectDb(config());
+      try {
+        let valid = false;
+        try {
+          valid = (await sql<{ ok: boolean }>`select ${opts.olderThan}::interval >= interval '0' as ok`.execute(db)).rows[0].ok;
+        } catch {
+          valid = false;
+        }
+        if (!valid) throw new OperatorError(`--older-than ${JSON.stringify(opts.olderThan)} is not a PostgreSQL interval of zero or more (e.g. "7 days")`);
+        const purged = await purgeTombstones(db, { olderThan: opts.olderThan });
+        if (opts.json) return out(JSON.stringify({ tombstonesPurged: purged }, null, 2));
+        out(`tombstones purged: contacts ${purged.contacts}, events ${purged.events}, tasks ${purged.tasks}`);
+      } finally {
+        await db.destroy();
       }
     });
 

@@ -79,7 +79,7 @@ export class SyncStore {
     exec: Exec,
     mailboxId: string,
     recordType: string,
-    set: Partial<{ exchange_folder_id: string | null; delta_link: string | null; pending_delta_link: string | null; next_link: string | null; crm_watermark: string | null; pending_crm_watermark: string | null; committed_cycle: string | null }>,
+    set: Partial<{ exchange_folder_id: string | null; delta_link: string | null; pending_delta_link: string | null; next_link: string | null; crm_watermark: string | null; pending_crm_watermark: string | null; crm_watermark_origin: string | null; committed_cycle: string | null }>,
   ): Promise<void> {
     await exec.updateTable('sync.cursor').set({ ...set, updated_at: new Date() } as never).where('mailbox_id', '=', mailboxId).where('record_type', '=', recordType).execute();
   }

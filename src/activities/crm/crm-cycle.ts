@@ -13,6 +13,7 @@ import { CRM_VERSION_KEY, LEFT_SCOPE_KEY } from '../../domain/planning';
 import type { CrmScope } from '../../domain/policy';
 import type { RecordType } from '../../domain/status';
 import type { CrmFeedItem, RecordTypeAdapter } from '../record-types/adapter';
+import { checkWatermark, currentOrigin } from './feed-guard';
 import type { CrmPrecondition } from './postgres-crm';
 
 export interface CrmStepContext {
@@ -42,14 +43,30 @@ export function stagedCrmRow(c: CrmFeedItem): StagedRow {
   };
 }
 
-/** Reads the feed after the saved watermark and stages it with the new watermark pending, in one transaction. */
-export async function pullCrmStep(ctx: CrmStepContext, after: string | null): Promise<number> {
-  const { store, adapter, mailboxId, recordType } = ctx;
+/**
+ * Reads the feed after the saved watermark and stages it with the new watermark pending, in one transaction.
+ * A watermark that no longer counts in the CRM database's transaction counter (restored, replaced, rewound, or
+ * saved before origins were kept: feed-guard.ts checkWatermark) is not read after: the feed is read in full,
+ * which the mappings make duplicate-free, and the sync log says why.
+ */
+export async function pullCrmStep(ctx: CrmStepContext, saved: { watermark: string | null; origin: string | null }): Promise<number> {
+  const { store, adapter, mailboxId, recordType, cycleId } = ctx;
+  // The built-in CRM's watermarks start with their transaction id (events add their window after a ';').
+  const check = await checkWatermark(ctx.db, { watermark: saved.watermark?.split(';')[0] ?? null, origin: saved.origin, recordType });
+  const after = check.ok ? saved.watermark : null;
+  // Taken before the read: a restore between the two then leaves an origin the next check finds different.
+  const origin = await currentOrigin(ctx.db);
   const page = await adapter.crmChanges({ ownerId: ctx.ownerId, mailboxId, after, scope: ctx.scope });
   ctx.beat({ read: page.changes.length });
   await ctx.db.transaction().execute(async (tx) => {
+    if (!check.ok) await store.log(tx, { mailboxId, cycleId, level: 'warn', recordType, side: 'crm', message: check.reason });
     await store.stage(tx, mailboxId, recordType, 'crm', page.changes.map(stagedCrmRow));
-    await store.updateCursor(tx, mailboxId, recordType, { pending_crm_watermark: page.watermark });
+    await store.updateCursor(tx, mailboxId, recordType, { pending_crm_watermark: page.watermark, crm_watermark_origin: origin });
+    for (const c of page.changes) {
+      if (!c.hardDeleted) continue;
+      const how = c.version ? 'was hard-deleted (DELETE or TRUNCATE, recorded in crm.tombstone)' : 'no longer exists (missing from a full read of the CRM)';
+      await store.log(tx, { mailboxId, cycleId, level: 'info', recordType, side: 'crm', itemId: c.id, message: `the CRM record ${how}: handled as a CRM delete` });
+    }
   });
   return page.changes.length;
 }

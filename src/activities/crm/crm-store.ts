@@ -20,8 +20,10 @@ export interface CrmContactChange {
   removed: boolean;
   /** With `removed`: the contact still exists but left the scope (not a delete). */
   leftScope?: boolean;
-  /** The row version (CRM writes by the sync are conditional on it). */
-  version: string;
+  /** With `removed`: the row itself is gone (a hard DELETE or TRUNCATE, or missing after a restore), not marked deleted. */
+  hardDeleted?: boolean;
+  /** The row version (CRM writes by the sync are conditional on it); absent for a row that is gone without a tombstone. */
+  version?: string;
   fields: CrmContactFields | null;
   updatedAt: string;
 }

@@ -153,6 +153,48 @@ export async function tombstonesSince(
   return rows.rows.map((r) => ({ id: r.id, ownerId: r.owner_id, changeTxid: r.change_txid }));
 }
 
+/** A record the feed reports as deleted although its row query cannot see it: the row itself is gone. */
+export interface GoneRecord {
+  id: string;
+  /** The deleting transaction when a tombstone recorded it; absent when only the row's absence tells. */
+  version?: string;
+}
+
+/**
+ * The removals a mailbox's feed read must add to its row query, for ids the mailbox has mapped or staged (a
+ * deleted row it never synced is nothing to it):
+ * - an incremental read (`after` set): the tombstones in the same window [`after`, `upper`);
+ * - a full read (`after` null): every mapped or staged id whose row does not exist. A full read is the
+ *   recovery from a restore, and a restore brings its own crm.tombstone (or none): a row deleted in the live
+ *   database after the dump was taken has no tombstone in the restored one, only its absence tells.
+ */
+export async function goneForMailbox(
+  db: Kysely<Database>,
+  table: FeedTable,
+  { after, upper, mailboxId }: { after: string | null; upper: string; mailboxId: string },
+): Promise<GoneRecord[]> {
+  assertFeedTable(table);
+  const recordType = RECORD_TYPE[table];
+  const known = sql`(
+    select m.crm_id as id from sync.mapping m where m.mailbox_id = ${mailboxId} and m.record_type = ${recordType}
+    union
+    select s.external_id from sync.staged_change s
+    where s.mailbox_id = ${mailboxId} and s.record_type = ${recordType} and s.side = 'crm' and not s.removed)`;
+  if (after === null) {
+    const r = await sql<{ id: string }>`
+      select k.id from ${known} k
+      where not exists (select 1 from ${sql.table(`crm.${table}`)} r where r.id::text = k.id)
+      order by k.id`.execute(db);
+    return r.rows.map((x) => ({ id: x.id }));
+  }
+  const tombstones = await tombstonesSince(db, table, { after, upper, mailboxId });
+  if (tombstones.length === 0) return [];
+  const ids = tombstones.map((t) => t.id);
+  const r = await sql<{ id: string }>`select k.id from ${known} k where k.id = any(${ids}::text[])`.execute(db);
+  const mine = new Set(r.rows.map((x) => x.id));
+  return tombstones.filter((t) => mine.has(t.id)).map((t) => ({ id: t.id, version: t.changeTxid }));
+}
+
 /**
  * Deletes tombstones no mailbox can still need, per table; for a retention job (daily is plenty). Removed:
  * - those below every saved watermark (crm_watermark and pending_crm_watermark of the table's record type;

@@ -21,6 +21,8 @@ import {
 } from '../../domain/event';
 import { normalizeRecurrence, rangeOverlaps } from '../../domain/recurrence';
 import { addDays, isoInstant, parseWallTime, resolveTimeZone, sameTimeZone, wallToInstant } from '../../domain/timezone';
+import { goneForMailbox } from './feed-guard';
+import { feedWindow } from './postgres-crm';
 
 type Exec = Kysely<Database> | Transaction<Database>;
 
@@ -30,7 +32,10 @@ export interface CrmEventChange {
   removed: boolean;
   /** With `removed`: still there but cancelled, made a Todo or reassigned (not a delete). */
   leftScope?: boolean;
-  version: string;
+  /** With `removed`: the row is gone (hard-deleted, or missing after a restore). */
+  hardDeleted?: boolean;
+  /** change_txid; absent for a row gone without a tombstone. */
+  version?: string;
   payload: (CrmEventPayload & Record<string, unknown>) | null;
   updatedAt: string;
 }
@@ -136,12 +141,12 @@ export class PostgresCrmEvents {
     const hi = await sql<{ xmin: string }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(this.db);
     const upper = hi.rows[0].xmin;
     const lower = prev?.xid ?? '0';
+    const after = prev?.xid ?? null;
 
     const changed = await sql<{ unit: string }>`
       select distinct coalesce(e.series_id, e.id)::text as unit
       from crm.events e
-      where e.change_txid >= ${lower}::xid8 and e.change_txid < ${upper}::xid8
-        and e.changed_by is distinct from ${mailboxId}`.execute(this.db);
+      where ${feedWindow(sql`e`, after, upper, mailboxId)}`.execute(this.db);
     const units = new Set(changed.rows.map((r) => r.unit));
 
     // Events that entered the window since the last read (the window moves with the calendar).
@@ -156,7 +161,12 @@ export class PostgresCrmEvents {
       for (const r of entered.rows) units.add(r.id);
     }
     const watermark = encodeEventWatermark({ xid: upper, window: entryWindow });
-    if (units.size === 0) return { changes: [], watermark };
+    // Hard-deleted series or single events (no row left): see feed-guard.ts goneForMailbox. A hard-deleted
+    // exception row alone is not seen: its tombstone does not say which series it belonged to.
+    const gone: CrmEventChange[] = (await goneForMailbox(this.db, 'events', { after, upper, mailboxId })).map((g) => ({
+      id: g.id, removed: true, hardDeleted: true, ...(g.version ? { version: g.version } : {}), payload: null, updatedAt: new Date().toISOString(),
+    }));
+    if (units.size === 0) return { changes: gone, watermark };
 
     const ids = [...units];
     const masters = await sql<MasterRow>`
@@ -233,7 +243,7 @@ export class PostgresCrmEvents {
             },
       });
     }
-    return { changes, watermark };
+    return { changes: [...changes, ...gone], watermark };
   }
 
   private isRemoved(r: MasterRow, ownerId: string): boolean {

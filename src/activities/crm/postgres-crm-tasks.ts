@@ -10,6 +10,8 @@ import type { Database } from '../../db/schema';
 import { exchangeStatusOf, toCrmTask, type TaskRecord, type TaskStatusMap } from '../../domain/task';
 import { isoInstant, parseWallTime, resolveTimeZone, wallToInstant } from '../../domain/timezone';
 import type { Result } from '../../domain/result';
+import { goneForMailbox } from './feed-guard';
+import { feedWindow } from './postgres-crm';
 
 type Exec = Kysely<Database> | Transaction<Database>;
 
@@ -19,7 +21,10 @@ export interface CrmTaskChange {
   removed: boolean;
   /** With `removed`: reassigned to another owner (not a delete). */
   leftScope?: boolean;
-  version: string;
+  /** With `removed`: the row is gone (hard-deleted, or missing after a restore). */
+  hardDeleted?: boolean;
+  /** change_txid; absent for a row gone without a tombstone. */
+  version?: string;
   payload: Record<string, unknown> | null;
   updatedAt: string;
 }
@@ -54,7 +59,6 @@ export class PostgresCrmTasks {
     const { ownerId, mailboxId, statusMap } = args;
     const hi = await sql<{ xmin: string }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(this.db);
     const upper = hi.rows[0].xmin;
-    const lower = args.after ?? '0';
     const rows = await sql<TaskRow>`
       select t.id::text as id, t.owner_id::text as owner_id, t.subject, t.description, t.status, t.priority,
         to_char(t.due_date, 'YYYY-MM-DD') as due_date, to_char(t.reminder_local, 'YYYY-MM-DD"T"HH24:MI:SS') as reminder_local,
@@ -62,8 +66,7 @@ export class PostgresCrmTasks {
         to_char(t.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_iso,
         exists (select 1 from sync.mapping m where m.mailbox_id = ${mailboxId} and m.record_type = 'task' and m.crm_id = t.id::text) as mapped
       from crm.tasks t
-      where t.change_txid >= ${lower}::xid8 and t.change_txid < ${upper}::xid8
-        and t.changed_by is distinct from ${mailboxId}
+      where ${feedWindow(sql`t`, args.after, upper, mailboxId)}
         and (t.owner_id = ${ownerId}::uuid or exists (
           select 1 from sync.mapping m where m.mailbox_id = ${mailboxId} and m.record_type = 'task' and m.crm_id = t.id::text))
       order by t.change_txid, t.id`.execute(this.db);
@@ -99,6 +102,10 @@ export class PostgresCrmTasks {
               reminder_at: reminder ? isoInstant(wallToInstant(reminder, zone)) : undefined,
             },
       });
+    }
+    // Hard-deleted tasks (no row left): see feed-guard.ts goneForMailbox.
+    for (const g of await goneForMailbox(this.db, 'tasks', { after: args.after, upper, mailboxId })) {
+      changes.push({ id: g.id, removed: true, hardDeleted: true, ...(g.version ? { version: g.version } : {}), payload: null, updatedAt: new Date().toISOString() });
     }
     return { changes, watermark: upper };
   }

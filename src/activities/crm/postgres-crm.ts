@@ -1,10 +1,11 @@
 /** Database access for the built-in CRM (schema `crm`): the only module that reads or writes crm.* tables. */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { Database } from '../../db/schema';
 import type { CrmContactFields } from '../../domain/contact';
 import { CRM_TODO_TYPE } from '../../domain/event';
 import type { CrmScope } from '../../domain/policy';
 import type { CrmContactChange, CrmFeedPage, CrmStore, CrmUser } from './crm-store';
+import { goneForMailbox } from './feed-guard';
 
 type Exec = Kysely<Database> | Transaction<Database>;
 
@@ -36,6 +37,19 @@ function inScope(scope: CrmScope, ownerId: string) {
     case 'owned':
       return sql<boolean>`(c.owner_id = ${ownerId}::uuid)`;
   }
+}
+
+/**
+ * Which rows of a feed table a read covers. Incremental (`after` set): the window [after, upper) of change_txid,
+ * without the mailbox's own writes (echoes). Full (`after` null): every row, unbounded above and with the
+ * mailbox's own writes: rows restored from another cluster keep that cluster's change_txid, which may lie above
+ * this counter (feed-guard.ts), and after a restore the mailbox's own earlier writes are no longer known to
+ * match its mappings. Reading a row the mappings already hold is a no-op for the planner, so nothing is
+ * duplicated; rows committed at or above `upper` are read once more by the next read.
+ */
+export function feedWindow(alias: RawBuilder<unknown>, after: string | null, upper: string, mailboxId: string): RawBuilder<boolean> {
+  if (after === null) return sql<boolean>`true`;
+  return sql<boolean>`(${alias}.change_txid >= ${after}::xid8 and ${alias}.change_txid < ${upper}::xid8 and ${alias}.changed_by is distinct from ${mailboxId})`;
 }
 
 export type CrmPrecondition = 'ok' | 'changed' | 'gone' | 'left-scope';
@@ -137,16 +151,17 @@ export class PostgresCrmStore implements CrmStore {
    * Contacts already linked to this mailbox are read too, whatever their owner, so one that leaves the scope
    * (reassigned to someone outside it) arrives as a removal. Scope is judged when a contact changes: a user
    * moving to another workgroup does not re-scope contacts until they change.
+   *
+   * Hard-deleted contacts (no row left) come from crm.tombstone, or on a full read from the rows' absence (see
+   * feed-guard.ts goneForMailbox), as removals marked `hardDeleted`.
    */
   async contactChanges({ ownerId, mailboxId, after, scope = 'owned' }: { ownerId: string; mailboxId: string; after: string | null; scope?: CrmScope }): Promise<CrmFeedPage> {
     const hi = await sql<{ xmin: string }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(this.db);
     const upper = hi.rows[0].xmin;
-    const lower = after ?? '0';
     const rows = await sql<Record<string, unknown>>`
       select c.*, c.change_txid::text as version, ${inScope(scope, ownerId)} as in_scope, to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as updated_iso
       from crm.contacts c
-      where c.change_txid >= ${lower}::xid8 and c.change_txid < ${upper}::xid8
-        and c.changed_by is distinct from ${mailboxId}
+      where ${feedWindow(sql`c`, after, upper, mailboxId)}
         and (${inScope(scope, ownerId)} or exists (
           select 1 from sync.mapping m where m.mailbox_id = ${mailboxId} and m.record_type = 'contact' and m.crm_id = c.id::text))
       order by c.change_txid, c.id`.execute(this.db);
@@ -155,6 +170,9 @@ export class PostgresCrmStore implements CrmStore {
       const removed = r.deleted_at != null || leftScope;
       return { id: String(r.id), removed, ...(leftScope ? { leftScope } : {}), version: String(r.version), fields: removed ? null : pickFields(r), updatedAt: String(r.updated_iso) };
     });
+    for (const g of await goneForMailbox(this.db, 'contacts', { after, upper, mailboxId })) {
+      changes.push({ id: g.id, removed: true, hardDeleted: true, ...(g.version ? { version: g.version } : {}), fields: null, updatedAt: new Date().toISOString() });
+    }
     return { changes, watermark: upper };
   }
 }

@@ -78,7 +78,7 @@ export function contactsAdapter(db: Kysely<Database>, api: ContactsApi): RecordT
     async crmChanges(args) {
       const page = await crm.contactChanges(args);
       return {
-        changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, leftScope: c.leftScope, version: c.version, payload: c.fields as unknown as Record<string, unknown> | null, updatedAt: c.updatedAt })),
+        changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, leftScope: c.leftScope, hardDeleted: c.hardDeleted, version: c.version, payload: c.fields as unknown as Record<string, unknown> | null, updatedAt: c.updatedAt })),
         watermark: page.watermark,
       };
     },

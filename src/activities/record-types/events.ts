@@ -299,7 +299,7 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
         entryWindow: crmEntryWindow(now(), w.pastDays, w.futureDays),
         exceptionWindow: syncWindow(now(), w.pastDays, w.futureDays),
       });
-      return { changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, leftScope: c.leftScope, version: c.version, payload: c.payload, updatedAt: c.updatedAt })), watermark: page.watermark };
+      return { changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, leftScope: c.leftScope, hardDeleted: c.hardDeleted, version: c.version, payload: c.payload, updatedAt: c.updatedAt })), watermark: page.watermark };
     },
     crmExisting: (ids) => crm.existing(ids),
     fromCrm: (payload) => fromCrmEvent(payload as CrmEventPayload),

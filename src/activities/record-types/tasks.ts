@@ -129,7 +129,7 @@ export function tasksAdapter(db: Kysely<Database>, api: TodoApi): RecordTypeAdap
     async crmChanges({ ownerId, mailboxId, after, scope }) {
       if (scope && scope !== 'owned') throw new Error(`the CRM task feed serves the user's own tasks only (scope ${scope})`);
       const page = await crm.changes({ ownerId, mailboxId, after, statusMap: await statusMap(mailboxId) });
-      return { changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, leftScope: c.leftScope, version: c.version, payload: c.payload, updatedAt: c.updatedAt })), watermark: page.watermark };
+      return { changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, leftScope: c.leftScope, hardDeleted: c.hardDeleted, version: c.version, payload: c.payload, updatedAt: c.updatedAt })), watermark: page.watermark };
     },
     crmExisting: (ids) => crm.existing(ids),
     fromCrm(payload) {
