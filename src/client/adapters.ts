@@ -17,7 +17,8 @@ export function readAdapters(db: Db, graph: GraphSettings, caPem?: string): Adap
   const conn = graphConnection(graph, caPem);
   return {
     contact: contactsAdapter(db, new ContactsApi(conn.client)) as RecordTypeAdapter<unknown>,
-    event: eventsAdapter(db, new EventsApi(conn.client)) as RecordTypeAdapter<unknown>,
+    // The dry run saves nothing: invitation decisions are computed, not recorded.
+    event: eventsAdapter(db, new EventsApi(conn.client), { readOnly: true }) as RecordTypeAdapter<unknown>,
     task: tasksAdapter(db, new TodoApi(conn.client)) as RecordTypeAdapter<unknown>,
   };
 }

@@ -251,6 +251,15 @@ export interface EventInstanceTable {
   series_id: string;
 }
 
+/** Per mailbox and CRM meeting: are its attendees written to Outlook, or listed in the body (0009_event_invitations)? */
+export interface EventInvitationTable {
+  mailbox_id: string;
+  crm_id: string;
+  handling: 'invite' | 'list-in-body';
+  reason: string;
+  decided_at: Generated<Date>;
+}
+
 export interface Database {
   'sync.policy': PolicyTable;
   'sync.mailbox': MailboxTable;
@@ -268,4 +277,5 @@ export interface Database {
   'crm.tasks': CrmTaskTable;
   'crm.tombstone': CrmTombstoneTable;
   'sync.event_instance': EventInstanceTable;
+  'sync.event_invitation': EventInvitationTable;
 }

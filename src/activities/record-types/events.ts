@@ -13,8 +13,12 @@
  *   (not a delete: its new time is synced instead).
  * - A series' exceptions are written after the master (`afterWrite`): Graph creates and patches a series
  *   without them.
+ * - Attendees reach Outlook only for meetings the policy `event.invitations` lets Exchange mail: the CRM feed
+ *   settles each meeting's handling (stored decision, else what the Outlook copy shows, else
+ *   decideInvitations) and the record carries it (src/domain/meeting-attendees.ts); the others are written
+ *   without attendees, listed in the body instead, and read back with the list taken out of the body.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { randomBytes } from 'node:crypto';
 import type { Database } from '../../db/schema';
 import { PolicyStore } from '../../db/policy-store';
@@ -26,14 +30,24 @@ import {
   fromGraphEvent,
   planInstanceWrites,
   syncWindow,
-  toGraphEvent,
   type CrmEventPayload,
   type EventRecord,
   type GraphEvent,
   type SyncWindow,
 } from '../../domain/event';
 import { BUILTIN_POLICY } from '../../domain/policy';
-import { PostgresCrmEvents, crmEntryWindow, crmEventWrites } from '../crm/postgres-crm-events';
+import { decideInvitations, type AttendeeHandling } from '../../domain/invitations';
+import {
+  ATTENDEE_HANDLING_KEY,
+  fromGraphMeeting,
+  handlingOf,
+  liftAttendeeBlock,
+  listedInBody,
+  toGraphMeeting,
+  withHandling,
+} from '../../domain/meeting-attendees';
+import { ok } from '../../domain/result';
+import { PostgresCrmEvents, crmEntryWindow, crmEventWrites, type CrmEventChange } from '../crm/postgres-crm-events';
 import { EventsApi, markerOf, type SeriesRead } from '../exchange/events-api';
 import { classifyGraphError } from '../exchange/errors';
 import { changedProperties } from '../../domain/patch';
@@ -45,8 +59,10 @@ import { graphPayload } from './contacts';
 export const EVENT_READ_PROPERTIES = ['subject', 'start', 'end', 'isAllDay', 'attendees', 'location', 'sensitivity', 'categories'] as const;
 
 export interface EventsAdapterOptions {
-  /** The clock the sync window is computed from (tests move it). */
+  /** The clock the sync window and invitation decisions are computed from (tests move it). */
   now?: () => number;
+  /** Store nothing (the dry run): invitation decisions are computed, never recorded. */
+  readOnly?: boolean;
 }
 
 export interface EventsAdapter extends RecordTypeAdapter<EventRecord> {
@@ -125,7 +141,7 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
   function payloadOf(ev: GraphEvent, zone: string | undefined, extra: Record<string, unknown> = {}): Record<string, unknown> {
     const p = graphPayload(ev);
     delete p.singleValueExtendedProperties;
-    return { ...p, bodyText: bodyText(ev.body) ?? '', ...(zone ? { cxsyncUserZone: zone } : {}), ...extra };
+    return liftAttendeeBlock({ ...p, bodyText: bodyText(ev.body) ?? '', ...(zone ? { cxsyncUserZone: zone } : {}), ...extra });
   }
 
   function seriesItem(read: SeriesRead, zone: string | undefined, window: SyncWindow): ExchangeDeltaItem {
@@ -150,6 +166,65 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
         .onConflict((oc) => oc.columns(['mailbox_id', 'instance_id']).doUpdateSet((eb) => ({ series_id: eb.ref('excluded.series_id') })))
         .execute();
     }
+  }
+
+  /**
+   * Each live meeting's attendee handling: the decision stored for this mailbox; else what the mapping's base
+   * (the Outlook copy as last synced) shows; else decideInvitations now. A mapped meeting with attendees has its
+   * handling stored, for its life. An unmapped one is decided afresh at each read until it is written, and its
+   * copy shows the handling from then on (a meeting without attendees shows none: nothing was sent or listed,
+   * so there is nothing to stay consistent with until it gets some).
+   */
+  async function attendeeHandling(mailboxId: string, changes: readonly CrmEventChange[]): Promise<Map<string, AttendeeHandling>> {
+    const out = new Map<string, AttendeeHandling>();
+    const live = changes.filter((c) => !c.removed && c.payload);
+    if (!live.length) return out;
+    const ids = live.map((c) => c.id);
+    const [stored, mapped, created, mailbox, eff] = await Promise.all([
+      db.selectFrom('sync.event_invitation').select(['crm_id', 'handling']).where('mailbox_id', '=', mailboxId).where('crm_id', 'in', ids).execute(),
+      db.selectFrom('sync.mapping').select(['crm_id', 'base']).where('mailbox_id', '=', mailboxId).where('record_type', '=', 'event').where('crm_id', 'in', ids).execute(),
+      sql<{ id: string; created_at: Date }>`select id::text as id, created_at from crm.events where id = any(${ids}::uuid[])`.execute(db),
+      db.selectFrom('sync.mailbox').select('enrolled_at').where('id', '=', mailboxId).executeTakeFirst(),
+      policies.effective(mailboxId).catch(() => undefined),
+    ]);
+    const storedBy = new Map(stored.map((r) => [r.crm_id, r.handling]));
+    const baseBy = new Map(mapped.map((r) => [r.crm_id, r.base]));
+    const createdBy = new Map(created.rows.map((r) => [r.id, r.created_at]));
+    const policy = (eff?.policy.ok ? eff.policy.value : BUILTIN_POLICY).event.invitations;
+    const at = now();
+    const record: Array<{ mailbox_id: string; crm_id: string; handling: AttendeeHandling; reason: string }> = [];
+    for (const c of live) {
+      const p = c.payload!;
+      const base = baseBy.get(c.id);
+      const shown = base ? handlingOf(base as unknown as EventRecord) : undefined;
+      const d = decideInvitations({
+        policy,
+        previous: storedBy.get(c.id) ?? shown,
+        // Unknown times read as no instant: the decision then mails nobody.
+        crmCreatedAt: createdBy.get(c.id) ?? '',
+        start: typeof p.start_at === 'string' ? p.start_at : '',
+        enrolledAt: mailbox?.enrolled_at ?? '',
+        now: new Date(at),
+      });
+      out.set(c.id, d.handling);
+      const hasAttendees = Array.isArray(p.attendees) && p.attendees.length > 0;
+      if (!storedBy.has(c.id) && baseBy.has(c.id) && hasAttendees) record.push({ mailbox_id: mailboxId, crm_id: c.id, handling: d.handling, reason: d.reason });
+    }
+    if (record.length && !opts.readOnly) {
+      await db.insertInto('sync.event_invitation').values(record).onConflict((oc) => oc.columns(['mailbox_id', 'crm_id']).doNothing()).execute();
+    }
+    return out;
+  }
+
+  /** A meeting written to the CRM from its Outlook copy: the handling the copy shows is stored, unless one is. */
+  async function recordShown(tx: Transaction<Database>, mailboxId: string, crmId: string, record: EventRecord, reason: string): Promise<void> {
+    const h = handlingOf(record);
+    if (!h || opts.readOnly) return;
+    await tx
+      .insertInto('sync.event_invitation')
+      .values({ mailbox_id: mailboxId, crm_id: crmId, handling: h, reason: `${h === 'invite' ? 'written with its attendees' : 'attendees listed in the body'} ${reason}` })
+      .onConflict((oc) => oc.columns(['mailbox_id', 'crm_id']).doNothing())
+      .execute();
   }
 
   return {
@@ -246,13 +321,19 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
 
     exchangeRequests: {
       create(upn, calendarId, record, marker, category) {
-        const body = toGraphEvent(record);
+        const body = toGraphMeeting(record, listedInBody(record));
         if (!body.recurrence) delete body.recurrence;
         return api.createRequest(upn, calendarId, { ...body, categories: category ? [category] : [] }, marker);
       },
       findBySyncId: (upn, calendarId, syncId) => api.findBySyncIdRequest(upn, calendarId, syncId),
-      // Categories are left as they are: the user's own and the marking one stay.
-      update: (upn, _calendarId, id, record, changeKey, previous) => api.updateRequest(upn, id, previous ? changedProperties(toGraphEvent(record), toGraphEvent(previous)) : toGraphEvent(record), changeKey),
+      // Categories are left as they are: the user's own and the marking one stay. Attendees are sent only when
+      // neither the record nor the Outlook copy lists them in the body: a copy showing the list keeps it (no
+      // write of `attendees` can then invite or cancel anybody), whatever the CRM side says.
+      update(upn, _calendarId, id, record, changeKey, previous) {
+        const inBody = listedInBody(record) || (!!previous && listedInBody(previous));
+        const body = previous ? changedProperties(toGraphMeeting(record, inBody), toGraphMeeting(previous, inBody)) : toGraphMeeting(record, inBody);
+        return api.updateRequest(upn, id, body, changeKey);
+      },
       delete: (upn, _calendarId, id, changeKey) => api.deleteRequest(upn, id, changeKey),
       get: (upn, _calendarId, id) => api.getRequest(upn, id),
     },
@@ -286,7 +367,7 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
       return fresh ? item(fresh) : written;
     },
 
-    fromExchange: (payload) => fromGraphEvent(payload as GraphEvent),
+    fromExchange: (payload) => fromGraphMeeting(payload),
     exchangeModifiedAt: (payload) => payload.lastModifiedDateTime as string | undefined,
 
     async crmChanges({ ownerId, mailboxId, after, scope }) {
@@ -299,19 +380,34 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
         entryWindow: crmEntryWindow(now(), w.pastDays, w.futureDays),
         exceptionWindow: syncWindow(now(), w.pastDays, w.futureDays),
       });
-      return { changes: page.changes.map((c) => ({ id: c.id, removed: c.removed, leftScope: c.leftScope, hardDeleted: c.hardDeleted, version: c.version, payload: c.payload, updatedAt: c.updatedAt })), watermark: page.watermark };
+      const handling = await attendeeHandling(mailboxId, page.changes);
+      return {
+        changes: page.changes.map((c) => ({
+          id: c.id, removed: c.removed, leftScope: c.leftScope, version: c.version, updatedAt: c.updatedAt,
+          payload: c.payload && handling.has(c.id) ? { ...c.payload, [ATTENDEE_HANDLING_KEY]: handling.get(c.id) } : c.payload,
+        })),
+        watermark: page.watermark,
+      };
     },
     crmExisting: (ids) => crm.existing(ids),
-    fromCrm: (payload) => fromCrmEvent(payload as CrmEventPayload),
+    fromCrm(payload) {
+      const r = fromCrmEvent(payload as CrmEventPayload);
+      const h = payload[ATTENDEE_HANDLING_KEY];
+      return r.ok ? ok(withHandling(r.value, h === 'invite' || h === 'list-in-body' ? h : undefined)) : r;
+    },
     async createInCrm(tx, mailboxId, id, ownerId, record) {
       await crmEventWrites.create(tx, mailboxId, id, ownerId, record);
+      // A meeting from Outlook: how its copy shows its attendees is how they were handled.
+      await recordShown(tx, mailboxId, id, record, 'as its Outlook copy shows');
     },
     crmPrecondition: (tx, id, guard) => crmPrecondition(tx, 'event', id, guard),
     crmUndelete: (tx, mailboxId, id) => undeleteRow(tx, 'event', mailboxId, id),
     crmVersion: txVersion,
     crmRewind: rewindWatermark,
     async updateInCrm(tx, mailboxId, id, record) {
-      return crmEventWrites.update(tx, mailboxId, id, record, await exceptionWindow(mailboxId));
+      const found = await crmEventWrites.update(tx, mailboxId, id, record, await exceptionWindow(mailboxId));
+      if (found) await recordShown(tx, mailboxId, id, record, 'as its Outlook copy shows');
+      return found;
     },
     deleteInCrm: (tx, mailboxId, id) => crmEventWrites.delete(tx, mailboxId, id),
     label: eventLabel,

@@ -11,6 +11,7 @@ import * as m0005 from './0005_contact_class';
 import * as m0006 from './0006_interleavings';
 import * as m0007 from './0007_crm_restore_guard';
 import * as m0008 from './0008_event_exception_inherits';
+import * as m0009 from './0009_event_invitations';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -21,6 +22,7 @@ const migrations: Record<string, Migration> = {
   '0006_interleavings': m0006,
   '0007_crm_restore_guard': m0007,
   '0008_event_exception_inherits': m0008,
+  '0009_event_invitations': m0009,
 };
 
 export const migrationProvider: MigrationProvider = {
