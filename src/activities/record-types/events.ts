@@ -383,7 +383,7 @@ export function eventsAdapter(db: Kysely<Database>, api: EventsApi, opts: Events
       const handling = await attendeeHandling(mailboxId, page.changes);
       return {
         changes: page.changes.map((c) => ({
-          id: c.id, removed: c.removed, leftScope: c.leftScope, version: c.version, updatedAt: c.updatedAt,
+          id: c.id, removed: c.removed, leftScope: c.leftScope, hardDeleted: c.hardDeleted, version: c.version, updatedAt: c.updatedAt,
           payload: c.payload && handling.has(c.id) ? { ...c.payload, [ATTENDEE_HANDLING_KEY]: handling.get(c.id) } : c.payload,
         })),
         watermark: page.watermark,
