@@ -39,6 +39,8 @@ COPY package.json ./
 RUN printf '#!/bin/sh\nexec node /app/dist/client/cli.js "$@"\n' > /usr/local/bin/cxsync \
  && chmod 0755 /usr/local/bin/cxsync
 USER node
+# Prometheus metrics: cxsync's (CXSYNC_METRICS_ADDRESS) and the Temporal SDK's (CXSYNC_TEMPORAL_METRICS_ADDRESS).
+EXPOSE 9464 9465
 # The worker applies database migrations at start, then polls TEMPORAL_TASK_QUEUE; SIGTERM stops it gracefully.
 # Configuration is environment variables only (README "Configuration"; docs/DEPLOYMENT.md).
 CMD ["node", "dist/client/cli.js", "worker"]

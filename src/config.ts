@@ -2,11 +2,14 @@
  * The one place where cxsync reads its environment. Every variable is validated at start-up and each mistake
  * is reported with the variable's name and what it accepts, so an operator never has to read source.
  */
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveSeconds = z.coerce.number().int().min(1).max(7 * 24 * 3600);
+// The Temporal SDK's exporter binds a socket address: an IP literal, not a host name.
+const metricsAddress = z.string().refine((v) => v === 'off' || parseIpPort(v) !== undefined, 'must be IP:port such as 0.0.0.0:9464 or [::]:9464 (a port from 1 to 65535), or off');
 
 const schema = z
   .object({
@@ -36,8 +39,14 @@ const schema = z
     CXSYNC_SYNC_INTERVAL_SECONDS: positiveSeconds.default(300),
     CXSYNC_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(500),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    // Prometheus endpoints of a worker (docs/OPERATIONS.md, "Metrics"): cxsync's own and the Temporal SDK's.
+    CXSYNC_METRICS_ADDRESS: metricsAddress.default('0.0.0.0:9464'),
+    CXSYNC_TEMPORAL_METRICS_ADDRESS: metricsAddress.default('0.0.0.0:9465'),
   })
   .superRefine((env, ctx) => {
+    if (env.CXSYNC_METRICS_ADDRESS !== 'off' && parseIpPort(env.CXSYNC_METRICS_ADDRESS)?.port === parseIpPort(env.CXSYNC_TEMPORAL_METRICS_ADDRESS)?.port) {
+      ctx.addIssue({ code: 'custom', path: ['CXSYNC_TEMPORAL_METRICS_ADDRESS'], message: 'must use another port than CXSYNC_METRICS_ADDRESS: they are two endpoints' });
+    }
     const real = env.GRAPH_TENANT_ID ?? env.GRAPH_CLIENT_ID;
     if (real) {
       for (const key of ['GRAPH_TENANT_ID', 'GRAPH_CLIENT_ID'] as const) {
@@ -118,5 +127,23 @@ export function graphSettings(env: Env): GraphSettings {
     clientSecret: EMULATOR_CLIENT_SECRET,
     caFile: env.GRAPH_CA_FILE ?? emulatorCaFile(env),
     usesEmulator: true,
+  };
+}
+
+/** `IP:port` or `[IPv6]:port` with a port from 1 to 65535, else undefined. */
+export function parseIpPort(value: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(value);
+  if (!m) return undefined;
+  const host = m[1] ?? m[2];
+  const port = Number(m[3]);
+  if (net.isIP(host) === 0 || port < 1 || port > 65535) return undefined;
+  return { host, port };
+}
+
+/** The worker's two Prometheus endpoints; null for one turned off. */
+export function metricsAddresses(env: Env): { cxsync: { host: string; port: number } | null; temporal: string | null } {
+  return {
+    cxsync: env.CXSYNC_METRICS_ADDRESS === 'off' ? null : parseIpPort(env.CXSYNC_METRICS_ADDRESS)!,
+    temporal: env.CXSYNC_TEMPORAL_METRICS_ADDRESS === 'off' ? null : env.CXSYNC_TEMPORAL_METRICS_ADDRESS,
   };
 }

@@ -24,6 +24,7 @@ import { ExchangeStateStore } from '../db/exchange-state';
 import { toActivityFailure } from './exchange/errors';
 import { applyExchangeOps, keepAlive, pullExchangeStep, type ExchangeStepContext } from './exchange/exchange-cycle';
 import type { RecordTypeAdapter } from './record-types/adapter';
+import { countApplied, recordCycle, recordPlan, reopenCycle } from './metrics';
 
 export interface ActivitySettings {
   intervalSeconds: number;
@@ -231,6 +232,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       ]);
       await policies.clearHold(tx, mailboxId, recordType);
     });
+    recordPlan(recordType, result);
     return { operations: rows.length, conflicts: result.conflicts.length };
   }
 
@@ -260,6 +262,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
     async startCycle(mailboxId: string) {
       await mailboxOrFail(mailboxId);
       const c = await store.openCycle(mailboxId);
+      if (c.resumed) await reopenCycle(deps.db, c.id);
       return { cycleId: c.id, startedAt: c.startedAt.toISOString(), resumed: c.resumed };
     },
 
@@ -303,6 +306,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       if (await committed(mailboxId, cycleId, recordType)) return { applied: 0, failed: 0, remaining: 0 };
       const m = await mailboxOrFail(mailboxId);
       const ts = await typeSettings(mailboxId, recordType);
+      const since = new Date();
       return writer(mailboxId, async () => {
         // The batch size caps each side's writes per cycle; operations beyond it are carried to the next cycle.
         const written = await exState.writtenThisCycle(cycleId, recordType);
@@ -348,7 +352,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         const remaining = Math.max(0, (await exState.countPendingOn(cycleId, recordType, sides)) - waitingNow);
         const workRemaining = (await store.countPending(cycleId, recordType)) > remaining;
         return { applied, failed, remaining, workRemaining };
-      });
+      }).finally(() => countApplied(deps.db, { cycleId, recordType }, since));
     },
 
     async commitType({ mailboxId, cycleId, recordType }: TypeStep) {
@@ -401,6 +405,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       }
       const status = outcome === 'completed' ? 'done' : 'running';
       const end = await store.closeCycle(cycleId, status, { ...raw, outcome, detail: detail ?? null });
+      if (cycle?.status !== 'done') recordCycle(outcome, (end.getTime() - (cycle?.started_at ?? end).getTime()) / 1000);
       if (outcome !== 'completed') {
         await store.log(deps.db, { mailboxId, cycleId, level: outcome === 'failed' ? 'error' : 'info', message: `cycle ${outcome}${detail ? `: ${detail}` : ''}` });
       }

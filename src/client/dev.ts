@@ -15,6 +15,7 @@ import { createWorker } from '../worker/worker';
 import { findTemporalCli } from '../worker/temporal-cli';
 import { startDevServer } from '../worker/dev-server';
 import { quietTemporalSdk } from '../worker/logging';
+import { startWorkerMetrics } from '../worker/metrics';
 import { DEMO_EXCHANGE_CONTACTS, DEMO_MAILBOXES, seedDemoCrm } from './demo';
 import { Operator } from './operator';
 import { isListening } from '../util/net';
@@ -91,6 +92,8 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
     if (await seedDemoCrm(db)) say(`demo CRM seeded: users ${DEMO_MAILBOXES.map((m) => m.email).join(', ')}`);
 
     // Worker
+    const metrics = await startWorkerMetrics(env, say);
+    if (metrics) cleanups.push(metrics.close);
     const { worker, connection } = await createWorker({
       db,
       graph,

@@ -4,14 +4,17 @@ import { checkDb, migrate, openDb } from '../db/connection';
 import { resolveDatabase } from '../db/resolve';
 import { createWorker } from './worker';
 import { quietTemporalSdk } from './logging';
+import { startWorkerMetrics, type MetricsServer } from './metrics';
 
 export async function runWorker(env: Env, say: (line: string) => void): Promise<void> {
   quietTemporalSdk(env);
   const database = await resolveDatabase(env, { start: true });
   const db = openDb(database.url);
+  let metrics: MetricsServer | undefined;
   try {
     await checkDb(db, database.url);
     await migrate(db);
+    metrics = await startWorkerMetrics(env, say);
     let created;
     try {
       created = await createWorker({
@@ -28,6 +31,7 @@ export async function runWorker(env: Env, say: (line: string) => void): Promise<
     await created.worker.run();
     await created.connection.close();
   } finally {
+    await metrics?.close();
     await db.destroy();
     await database.stop();
   }

@@ -12,6 +12,7 @@ import { tasksAdapter } from '../activities/record-types/tasks';
 import { graphConnection } from '../activities/exchange/graph-client';
 import type { GraphSettings } from '../config';
 import type { Db } from '../db/connection';
+import { observeDatabase } from '../activities/metrics';
 
 export interface WorkerParams {
   db: Db;
@@ -42,6 +43,8 @@ export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; c
   const ownsConnection = !p.temporal.connection;
   const connection = p.temporal.connection ?? (await NativeConnection.connect({ address: p.temporal.address }));
   const graph = graphConnection(p.graph, p.graphCaPem);
+  // The fleet gauges (mailboxes by state, sync lag) read this worker's database at each scrape.
+  observeDatabase(p.db);
   const activities = createMailboxActivities({
     db: p.db,
     adapters: {

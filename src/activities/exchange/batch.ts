@@ -7,6 +7,7 @@
 import type { Client } from '@microsoft/microsoft-graph-client';
 import { classifyGraphError, classifySubResponse, type ClassifiedGraphError } from './errors';
 import { gateFor } from './gate';
+import { recordBatchOperations } from '../metrics';
 
 export const BATCH_LIMIT = 20;
 
@@ -87,6 +88,7 @@ export async function sendBatch(client: Client, mailbox: string, requests: Graph
       const r = byId.get(String(i + 1));
       return r ? { status: r.status, headers: r.headers ?? {}, body: r.body } : { status: 0, headers: {}, body: { error: { code: 'MissingResponse', message: 'no answer for this request in the batch' } } };
     });
+    recordBatchOperations(answers.map((a) => a.status));
   } catch (err) {
     const g = classifyGraphError(err);
     if (g.kind === 'mailbox') throw err;

@@ -11,6 +11,7 @@
  * a time, so that is enough; the rare overlap (an abandoned attempt still running elsewhere) meets a 429, whose
  * Retry-After then pauses the gate and becomes the activity's retry delay.
  */
+import { recordGateWait, recordThrottlePause } from '../metrics';
 
 export interface MailboxLimits {
   concurrency: number;
@@ -54,10 +55,12 @@ export class MailboxGate {
   async run<T>(cost: { permits: number; requests: number }, fn: () => Promise<T>): Promise<T> {
     const permits = Math.max(1, Math.min(cost.permits, this.limits.concurrency));
     const requests = Math.max(1, Math.min(cost.requests, this.limits.requestsPerWindow));
+    const queued = Date.now();
     await new Promise<void>((resolve) => {
       this.queue.push({ permits, requests, resolve });
       this.pump();
     });
+    recordGateWait((Date.now() - queued) / 1000);
     try {
       return await fn();
     } finally {
@@ -71,7 +74,10 @@ export class MailboxGate {
 
   /** A 429's Retry-After: nothing more is sent to this mailbox before then. */
   pauseFor(ms: number): void {
-    this.blockedUntil = Math.max(this.blockedUntil, Date.now() + ms);
+    const now = Date.now();
+    // Only the time this pause adds counts: overlapping Retry-Afters of one batch are one wait.
+    if (now + ms > this.blockedUntil) recordThrottlePause((now + ms - Math.max(this.blockedUntil, now)) / 1000);
+    this.blockedUntil = Math.max(this.blockedUntil, now + ms);
   }
 
   /**

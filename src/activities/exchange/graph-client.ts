@@ -18,6 +18,7 @@ import {
 } from '@microsoft/microsoft-graph-client';
 import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
 import type { GraphSettings } from '../../config';
+import { GraphMetricsHandler } from '../metrics';
 
 /** A fetch that trusts the system roots plus the configured extra CA, kept per CA so sockets are reused. */
 const dispatchers = new Map<string, Dispatcher>();
@@ -109,9 +110,12 @@ export function graphConnection(settings: GraphSettings, caPem?: string): GraphC
   const redirect = new RedirectHandler(new RedirectHandlerOptions());
   const telemetry = new TelemetryHandler();
   const http = new HTTPMessageHandler();
+  // Innermost: every request really sent is counted with the status it got (cxsync_graph_requests_total).
+  const metrics = new GraphMetricsHandler();
   auth.setNext(redirect);
   redirect.setNext(telemetry);
-  telemetry.setNext(http);
+  telemetry.setNext(metrics);
+  metrics.setNext(http);
   const client = Client.initWithMiddleware({
     middleware: auth,
     baseUrl: base.origin,
