@@ -38,6 +38,13 @@ const schema = z
     CXSYNC_EMULATOR_PORT: port.default(8443),
     CXSYNC_SYNC_INTERVAL_SECONDS: positiveSeconds.default(300),
     CXSYNC_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(500),
+    // Days of sync history kept (sync.log, sync.conflict, sync.operation, sync.cycle); LinkPoint keeps 30.
+    CXSYNC_RETENTION_DAYS: z.coerce
+      .number({ invalid_type_error: 'must be a whole number of days from 1 to 3650 (default 30)' })
+      .int('must be a whole number of days from 1 to 3650 (default 30)')
+      .min(1, 'must be a whole number of days from 1 to 3650 (default 30)')
+      .max(3650, 'must be a whole number of days from 1 to 3650 (default 30)')
+      .default(30),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     // Prometheus endpoints of a worker (docs/OPERATIONS.md, "Metrics"): cxsync's own and the Temporal SDK's.
     CXSYNC_METRICS_ADDRESS: metricsAddress.default('0.0.0.0:9464'),

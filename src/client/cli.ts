@@ -12,6 +12,7 @@ import { connectDb, withOperator } from './connect';
 import { readAdapters } from './adapters';
 import { dryRun, type DryRunResult } from './dry-run';
 import { formatConflict } from './format';
+import { forget, formatForget } from './forget';
 import { runDev } from './dev';
 import { runEmulator } from './emulator-command';
 import { runWorker } from '../worker/main';
@@ -267,11 +268,36 @@ export function buildProgram(): Command {
 
   program
     .command('remove')
-    .description('stop syncing a mailbox and forget its sync state (synced items stay on both sides)')
+    .description('stop syncing a mailbox and delete its rows from every sync table (log, conflicts, history, mappings, cursors); synced items stay on both sides')
     .argument('<mailbox>')
     .action(async (mailbox: string) => {
       const id = await withOperator(config(), (op) => op.remove(mailbox));
       out(`${id} removed`);
+    });
+
+  program
+    .command('forget')
+    .description("GDPR erasure: erase a person's email address, and the records holding it, from cxsync's own tables; the CRM and Exchange are not touched")
+    .argument('<email>', 'the address, matched case-insensitively and as a whole address, in any email slot or text')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', `
+Erased: sync log lines and conflicts that mention the address, the record copies in applied operations and staged
+changes, and the fields holding it in mapping bases (the merge base of a synced record: sync goes on, see
+docs/OPERATIONS.md, "Retention and erasure"). Exit code 1 when something could not be erased yet (a change of the
+person's records not synced yet): the output says which mailbox and what to do.
+
+cxsync does not erase the person in the CRM or in Exchange: that is the CRM's and Exchange's own job. Do it there
+first; otherwise the next cycle that reads their records stores the address again.`)
+    .action(async (email: string, opts: { json?: boolean }) => {
+      const db = await connectDb(config());
+      try {
+        const r = await forget(db, email);
+        if (opts.json) out(JSON.stringify(r, null, 2));
+        else for (const l of formatForget(r)) out(l);
+        if (r.blocked.length || r.remaining.length) throw new OperatorError(`${r.email} is not erased everywhere yet: ${r.blocked.length ? `mailbox${r.blocked.length > 1 ? 'es' : ''} ${r.blocked.map((b) => b.mailbox).join(', ')} still hold${r.blocked.length > 1 ? '' : 's'} it` : `still mentioned in ${r.remaining.map((x) => x.table).join(', ')}`} (see above)`);
+      } finally {
+        await db.destroy();
+      }
     });
 
   program

@@ -6,6 +6,7 @@ import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@tempo
 import type { Db } from '../db/connection';
 import { SyncStore } from '../db/sync-store';
 import { PolicyStore } from '../db/policy-store';
+import { removeMailboxRows } from '../db/retention-store';
 import { PostgresCrmStore } from '../activities/crm/postgres-crm';
 import { DEFAULT_POLICY_NAME, parsePolicy, POLICY_NAME, type Policy } from '../domain/policy';
 import type { MailboxStatus } from '../domain/status';
@@ -273,7 +274,10 @@ export class Operator {
     }
   }
 
-  /** Stops syncing and forgets the mailbox's sync state; items already synced stay on both sides. */
+  /**
+   * Stops syncing and deletes the mailbox's rows from every sync table (retention-store removeMailboxRows: all but
+   * its meeting invitation decisions); items already synced stay on both sides.
+   */
   async remove(mailbox: string): Promise<string> {
     const id = await this.known(mailbox);
     const h = this.handle(id);
@@ -285,7 +289,7 @@ export class Operator {
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
-    await this.store.deleteMailbox(id);
+    await removeMailboxRows(this.store.db, id);
     return id;
   }
 

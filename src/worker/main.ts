@@ -22,6 +22,7 @@ export async function runWorker(env: Env, say: (line: string) => void): Promise<
         graph: graphSettings(env),
         temporal: { address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE },
         settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE },
+        retentionDays: env.CXSYNC_RETENTION_DAYS,
       });
     } catch (err) {
       const msg = (err as Error).message.split('\n')[0];

@@ -12,6 +12,9 @@ import { tasksAdapter } from '../activities/record-types/tasks';
 import { graphConnection } from '../activities/exchange/graph-client';
 import type { GraphSettings } from '../config';
 import type { Db } from '../db/connection';
+import { createRetentionActivities } from '../activities/retention-activities';
+import { DEFAULT_RETENTION_DAYS } from '../db/retention-store';
+import { ensureRetentionWorkflow } from './retention';
 import { observeDatabase } from '../activities/metrics';
 
 export interface WorkerParams {
@@ -21,6 +24,8 @@ export interface WorkerParams {
   graphCaPem?: string;
   temporal: { connection?: NativeConnection; address: string; namespace: string; taskQueue: string };
   settings: Partial<ActivitySettings>;
+  /** Days of sync history kept (CXSYNC_RETENTION_DAYS); the retention workflow prunes what is older. */
+  retentionDays?: number;
   /** Delta page size requested from Graph. */
   pageSize?: number;
 }
@@ -59,10 +64,11 @@ export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; c
     namespace: p.temporal.namespace,
     taskQueue: p.temporal.taskQueue,
     ...workflowSource(),
-    activities,
+    activities: { ...activities, ...createRetentionActivities({ db: p.db, retentionDays: p.retentionDays ?? DEFAULT_RETENTION_DAYS }) },
     maxConcurrentActivityTaskExecutions: 50,
     // On SIGTERM, activities in flight get this long to finish before they are cancelled and retried elsewhere.
     shutdownGraceTime: '30 seconds',
   });
+  await ensureRetentionWorkflow(connection, p.temporal.namespace, p.temporal.taskQueue);
   return { worker, connection, ownsConnection };
 }
