@@ -1,17 +1,19 @@
 /** The `cxsync` command line. User errors end with exit code 1 and one line on stderr, never a stack trace. */
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { sql } from 'kysely';
 import { ConfigError, graphSettings, loadEnv, type Env } from '../config';
 import { migrate, openDb } from '../db/connection';
 import { resolveDatabase } from '../db/resolve';
 import { parsePolicy } from '../domain/policy';
-import type { MailboxStatus, TypeSummary } from '../domain/status';
-import { normaliseMailbox, OperatorError } from './operator';
+import { RECORD_TYPES, type MailboxStatus, type TypeSummary } from '../domain/status';
+import { LIST_STATES, normaliseMailbox, OperatorError, type ListState } from './operator';
 import { connectDb, withOperator } from './connect';
 import { readAdapters } from './adapters';
 import { dryRun, type DryRunResult } from './dry-run';
 import { formatConflict } from './format';
+import { formatReport, testConnection, type ConnectionReport } from './test-connection';
 import { forget, formatForget } from './forget';
 import { runDev } from './dev';
 import { runEmulator } from './emulator-command';
@@ -38,7 +40,9 @@ function formatStatus(s: MailboxStatus): string {
   if (!c) lines.push('last cycle:  none yet');
   else {
     lines.push(`last cycle:  ${c.outcome}${c.detail ? ` (${c.detail})` : ''}, ${c.start} → ${c.end ?? '…'}`);
-    for (const [type, t] of Object.entries(c.types) as [string, TypeSummary][]) {
+    // In the order a cycle processes them (the stored summary comes back in its own key order).
+    for (const type of RECORD_TYPES.filter((x) => c.types[x])) {
+      const t = c.types[type] as TypeSummary;
       lines.push(
         `  ${type}: pulled ${t.pulled.exchange} from Exchange, ${t.pulled.crm} from CRM; ` +
           `Exchange +${t.exchange.created} ~${t.exchange.updated} -${t.exchange.deleted}; ` +
@@ -102,9 +106,39 @@ function formatDryRun(r: DryRunResult, all: boolean): string {
   return lines.join('\n');
 }
 
+/** package.json's version: two levels up from src/client (tsx) and from dist/client (the image). */
+function version(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Exit code of test-connection (and of an enroll it stopped) when a check failed; 1 stays for usage and setup errors. */
+export const CHECK_FAILED_EXIT = 2;
+
+class ChecksFailed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChecksFailed';
+  }
+}
+
+async function runTestConnection(mailboxes: string[], opts: { policy?: string }): Promise<ConnectionReport> {
+  const env = config();
+  const db = await connectDb(env);
+  try {
+    return await testConnection({ db, graph: graphSettings(env) }, mailboxes, opts);
+  } finally {
+    await db.destroy();
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command('cxsync')
     .description('Two-way sync of CRM contacts, calendar events and tasks with Exchange Online mailboxes, on Temporal.\nConfiguration comes from environment variables (see README.md, "Configuration").')
+    .version(version(), '-V, --version', 'print the cxsync version')
     .showHelpAfterError('(run cxsync --help for usage)')
     .exitOverride();
 
@@ -120,9 +154,46 @@ export function buildProgram(): Command {
     .description('start syncing a mailbox (its address must belong to a CRM user); repairs a stopped workflow')
     .argument('<mailbox>', 'user principal name, e.g. anna@contoso.com')
     .option('--policy <name>', 'sync policy (default: the default policy); on an enrolled mailbox, assigns it')
-    .action(async (mailbox: string, opts: { policy?: string }) => {
+    .option('--skip-test-connection', 'enroll without running test-connection first')
+    .addHelpText('after', `
+First runs the checks of cxsync test-connection for the mailbox (token, mailbox, each record type the policy
+syncs, folders, CRM user) and prints them; if one fails, nothing is enrolled and the exit code is ${CHECK_FAILED_EXIT}.`)
+    .action(async (mailbox: string, opts: { policy?: string; skipTestConnection?: boolean }) => {
+      if (!opts.skipTestConnection) {
+        const report = await runTestConnection([mailbox], { policy: opts.policy });
+        out(formatReport(report));
+        if (!report.ok) throw new ChecksFailed(`${normaliseMailbox(mailbox)} not enrolled: fix what failed above and enroll again (or enroll anyway with --skip-test-connection)`);
+      }
       const r = await withOperator(config(), (op) => op.enroll(mailbox, { policy: opts.policy }));
       out(`${r.mailbox} ${r.created ? 'enrolled' : 'was already enrolled; workflow running'} (policy ${r.policy})`);
+    });
+
+  program
+    .command('test-connection')
+    .description('check that cxsync can sync a mailbox: token, mailbox, each record type\'s permission, folders, CRM user (writes nothing)')
+    .argument('[mailbox]', 'the mailbox to check; without one, only the token is checked')
+    .option('--all', 'check every enrolled mailbox')
+    .option('--policy <name>', 'check against this policy instead of the mailbox\'s own (as enroll --policy would)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', `
+One line per check: ✓ passed, ✗ failed (→ what to do), - not checked. The checks only read: the permission to
+write is not tested. Exit code: 0 every check passed; ${CHECK_FAILED_EXIT} a check failed; 1 the checks could not run
+(bad arguments, database unreachable). See docs/DEPLOYMENT.md, "Test connection".`)
+    .action(async (mailbox: string | undefined, opts: { all?: boolean; policy?: string; json?: boolean }) => {
+      if (mailbox && opts.all) throw new OperatorError('give a mailbox or --all, not both');
+      let mailboxes = mailbox ? [mailbox] : [];
+      if (opts.all) {
+        const db = await connectDb(config());
+        try {
+          mailboxes = (await db.selectFrom('sync.mailbox').select('id').orderBy('id').execute()).map((r) => r.id);
+        } finally {
+          await db.destroy();
+        }
+        if (mailboxes.length === 0) out('no mailboxes enrolled; checking the token only');
+      }
+      const report = await runTestConnection(mailboxes, { policy: opts.policy });
+      out(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
+      if (!report.ok) throw new ChecksFailed('');
     });
 
   program
@@ -210,13 +281,18 @@ export function buildProgram(): Command {
 
   program
     .command('list')
-    .description('list enrolled mailboxes with their state')
+    .description('list enrolled mailboxes with their state and, when paused or needing attention, why')
+    .addOption(new Option('--state <state>', 'only mailboxes in this state').choices([...LIST_STATES]))
     .option('--json', 'machine-readable output')
-    .action(async (opts: { json?: boolean }) => {
-      const rows = await withOperator(config(), (op) => op.list());
+    .action(async (opts: { state?: ListState; json?: boolean }) => {
+      const all = await withOperator(config(), (op) => op.list());
+      const rows = opts.state ? all.filter((r) => r.state === opts.state) : all;
       if (opts.json) return out(JSON.stringify(rows, null, 2));
-      if (rows.length === 0) return out('no mailboxes enrolled (cxsync enroll <mailbox>)');
-      for (const r of rows) out(`${r.mailbox.padEnd(32)} ${r.state.padEnd(16)} last ${r.lastCycleEnd ?? '-'}  next ${r.nextCycleAt ?? '-'}`);
+      if (all.length === 0) return out('no mailboxes enrolled (cxsync enroll <mailbox>)');
+      if (rows.length === 0) return out(`no mailbox is ${opts.state} (${all.length} enrolled)`);
+      const w = Math.max(7, ...rows.map((r) => r.mailbox.length));
+      out(`${'MAILBOX'.padEnd(w)}  ${'STATE'.padEnd(15)}  ${'LAST CYCLE'.padEnd(24)}  ${'NEXT CYCLE'.padEnd(24)}  REASON`);
+      for (const r of rows) out(`${r.mailbox.padEnd(w)}  ${r.state.padEnd(15)}  ${(r.lastCycleEnd ?? '-').padEnd(24)}  ${(r.nextCycleAt ?? '-').padEnd(24)}  ${r.reason ?? ''}`.trimEnd());
     });
 
   program
@@ -249,6 +325,7 @@ export function buildProgram(): Command {
       if (opts.confirmMassDelete && opts.discardMassDelete) throw new OperatorError('give --confirm-mass-delete or --discard-mass-delete, not both');
       const massDelete = opts.confirmMassDelete ? 'confirm' : opts.discardMassDelete ? 'discard' : undefined;
       const r = await withOperator(config(), (op) => op.resume(mailbox, { massDelete }));
+      if (r.notPaused) return out(`${r.mailbox} is not paused and needs no attention (state ${r.notPaused}): nothing to resume`);
       if (r.decided.length) out(`${r.mailbox} resumed; mass delete of ${r.decided.join(', ')} ${massDelete === 'confirm' ? 'confirmed: the deletes are mirrored' : 'discarded: the deleted items are unlinked, the other side keeps its copies'} in the cycle starting now`);
       else out(`${r.mailbox} resumed`);
       if (r.held.length) out(`note: a mass delete of ${r.held.join(', ')} is still held; the next cycle stops again unless you resume with --confirm-mass-delete or --discard-mass-delete`);
@@ -313,6 +390,7 @@ first; otherwise the next cycle that reads their records stores the address agai
     .action(async (mailbox: string, opts: { limit: number | string; json?: boolean }) => {
       const rows = await withOperator(config(), (op) => op.log(mailbox, Number(opts.limit)));
       if (opts.json) return out(JSON.stringify(rows, null, 2));
+      if (rows.length === 0) return out(`the sync log of ${normaliseMailbox(mailbox)} is empty (nothing synced or logged yet)`);
       for (const r of rows) out(`${r.at.toISOString()} ${r.level.padEnd(7)} ${[r.record_type, r.side, r.item_id].filter(Boolean).join(' ')}  ${r.message}`);
     });
 
@@ -383,12 +461,35 @@ first; otherwise the next cycle that reads their records stores the address agai
   return program;
 }
 
+/**
+ * `cxsync` alone, or a command group alone (`cxsync policy`), is a request for help: printed on stdout, exit 0.
+ * Commander treats a missing command as an error (help on stderr, exit 1).
+ */
+function helpRequested(program: Command, args: string[]): Command | undefined {
+  let cmd = program;
+  for (const a of args) {
+    const sub = cmd.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (!sub) return undefined;
+    cmd = sub;
+  }
+  return cmd.commands.length > 0 ? cmd : undefined;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  const help = helpRequested(program, argv.slice(2));
+  if (help) {
+    help.outputHelp();
+    return 0;
+  }
   try {
     await program.parseAsync(argv);
     return 0;
   } catch (err) {
+    if (err instanceof ChecksFailed) {
+      if (err.message) process.stderr.write(`cxsync: ${err.message}\n`);
+      return CHECK_FAILED_EXIT;
+    }
     if (err instanceof CommanderError) {
       // Commander already printed its message (or the help, for --help/--version).
       return err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : err.exitCode || 1;

@@ -4,13 +4,14 @@ import type { Env } from '../config';
 import { checkDb, openDb, type Db } from '../db/connection';
 import { resolveDatabase } from '../db/resolve';
 import { Operator } from './operator';
+import { temporalUnreachableMessage } from '../worker/temporal-unreachable';
 
 export async function connectTemporal(env: Env): Promise<{ client: Client; connection: Connection }> {
   try {
     const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: '5s' });
     return { connection, client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }) };
   } catch (err) {
-    throw new Error(`Temporal unreachable at ${env.TEMPORAL_ADDRESS}: ${(err as Error).message.split('\n')[0]} (start cxsync with npm start, or set TEMPORAL_ADDRESS)`);
+    throw new Error(temporalUnreachableMessage(env.TEMPORAL_ADDRESS, err));
   }
 }
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { dataDir, graphSettings, type Env } from '../config';
-import { migrate, openDb } from '../db/connection';
+import { checkDb, migrate, openDb } from '../db/connection';
 import { resolveDatabase } from '../db/resolve';
 import { startGraphEmulator, type GraphEmulator } from '../emulator';
 import { createWorker } from '../worker/worker';
@@ -21,9 +21,18 @@ import { Operator } from './operator';
 import { isListening } from '../util/net';
 
 
+function emulatorPortInUse(port: number): Error {
+  return new Error(
+    `port ${port} (CXSYNC_EMULATOR_PORT, the Graph emulator) is in use: cxsync is probably running already (npm start in another terminal: ` +
+      `use that one, or stop it with Ctrl-C), or another program holds the port: set CXSYNC_EMULATOR_PORT to a free port`,
+  );
+}
+
 export async function runDev(env: Env, say: (line: string) => void): Promise<void> {
   const dir = dataDir(env);
   fs.mkdirSync(dir, { recursive: true });
+  // A second `npm start` would get as far as the emulator's port (or a metrics port) before failing: say why at once.
+  if (graphSettings(env).usesEmulator && (await isListening('127.0.0.1', env.CXSYNC_EMULATOR_PORT))) throw emulatorPortInUse(env.CXSYNC_EMULATOR_PORT);
   quietTemporalSdk(env);
   const cleanups: (() => Promise<unknown>)[] = [];
   const cleanup = async () => {
@@ -37,6 +46,9 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
     cleanups.push(database.stop);
     const db = openDb(database.url);
     cleanups.push(() => db.destroy());
+    await checkDb(db, database.url).catch((err: Error) => {
+      throw new Error(`${err.message} (${database.embedded ? 'the embedded PostgreSQL' : 'DATABASE_URL; unset it to use the embedded PostgreSQL'})`);
+    });
     const applied = await migrate(db);
     say(`PostgreSQL: ${database.embedded ? `embedded, data in ${path.join(dir, 'pg')}` : 'DATABASE_URL'}${applied.length ? ` (migrated: ${applied.join(', ')})` : ''}`);
 
@@ -77,7 +89,9 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
     const graph = graphSettings(env);
     let emulator: GraphEmulator | undefined;
     if (graph.usesEmulator) {
-      emulator = await startGraphEmulator({ port: env.CXSYNC_EMULATOR_PORT, dataDir: path.join(dir, 'emulator'), log: () => undefined });
+      emulator = await startGraphEmulator({ port: env.CXSYNC_EMULATOR_PORT, dataDir: path.join(dir, 'emulator'), log: () => undefined }).catch((err: NodeJS.ErrnoException) => {
+        throw err.code === 'EADDRINUSE' ? emulatorPortInUse(env.CXSYNC_EMULATOR_PORT) : err;
+      });
       cleanups.push(() => emulator!.close());
       for (const m of DEMO_MAILBOXES) {
         if (!emulator.admin.listMailboxes().includes(m.email)) {

@@ -36,10 +36,16 @@ export function normaliseMailbox(mailbox: string): string {
   return m;
 }
 
-/** Policy names: lower-case letters, digits, '.', '_' and '-'; given names are lower-cased. */
-export function normalisePolicyName(name: string): string {
+/**
+ * Policy names: lower-case letters, digits, '.', '_' and '-'. A name that refers to a policy is matched
+ * case-insensitively; a new name (`strict`) must already be in that form, so no policy is created under a
+ * name other than the one typed.
+ */
+export function normalisePolicyName(name: string, opts: { strict?: boolean } = {}): string {
   const n = name.trim().toLowerCase();
-  if (!POLICY_NAME.test(n)) throw new OperatorError(`"${name}" is not a policy name: use lower-case letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)`);
+  const form = "lower-case letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)";
+  if (!POLICY_NAME.test(n)) throw new OperatorError(`"${name}" is not a policy name: use ${form}`);
+  if (opts.strict && n !== name) throw new OperatorError(`"${name}" is not a policy name: use ${form}, e.g. ${n}`);
   return n;
 }
 
@@ -62,12 +68,17 @@ export interface PolicyDetails {
   mailboxes: string[];
 }
 
+export const LIST_STATES = ['idle', 'syncing', 'paused', 'needs-attention', 'not-running'] as const;
+export type ListState = (typeof LIST_STATES)[number];
+
 export interface MailboxListEntry {
   mailbox: string;
   displayName: string | null;
-  state: MailboxStatus['state'] | 'not-running';
+  state: ListState;
   lastCycleEnd: string | null;
   nextCycleAt: string | null;
+  /** Why it is paused or needs attention (with what to do), or why it is not running; null otherwise. */
+  reason: string | null;
 }
 
 export class Operator {
@@ -126,7 +137,7 @@ export class Operator {
 
   /** Stores a new policy; `doc` may be partial (missing fields take the defaults). */
   async createPolicy(name: string, doc: unknown): Promise<string> {
-    const n = normalisePolicyName(name);
+    const n = normalisePolicyName(name, { strict: true });
     const settings = this.validated(doc);
     if (!(await this.policies.create(n, settings))) throw new OperatorError(`policy ${n} exists already: change it with cxsync policy update ${n} --file <policy.json>`);
     return n;
@@ -207,10 +218,11 @@ export class Operator {
       rows.map(async (r): Promise<MailboxListEntry> => {
         try {
           const s = await this.handle(r.id).query(statusQuery);
-          return { mailbox: r.id, displayName: r.display_name, state: s.state, lastCycleEnd: s.lastCycle?.end ?? null, nextCycleAt: s.nextCycleAt };
+          const reason = s.state === 'needs-attention' ? s.needsAttentionReason : s.state === 'paused' ? (s.pausedReason ?? 'paused by an operator') : null;
+          return { mailbox: r.id, displayName: r.display_name, state: s.state, lastCycleEnd: s.lastCycle?.end ?? null, nextCycleAt: s.nextCycleAt, reason };
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;
-          return { mailbox: r.id, displayName: r.display_name, state: 'not-running', lastCycleEnd: null, nextCycleAt: null };
+          return { mailbox: r.id, displayName: r.display_name, state: 'not-running', lastCycleEnd: null, nextCycleAt: null, reason: `no workflow: run cxsync enroll ${r.id} to repair it` };
         }
       }),
     );
@@ -236,8 +248,19 @@ export class Operator {
    * mirrors the held deletes, 'discard' unlinks the deleted items and keeps the other side's copies; the next
    * cycle starts at once. `held` lists record types whose deletes are still held after this call.
    */
-  async resume(mailbox: string, opts: { massDelete?: 'confirm' | 'discard' } = {}): Promise<{ mailbox: string; decided: string[]; held: string[] }> {
+  async resume(mailbox: string, opts: { massDelete?: 'confirm' | 'discard' } = {}): Promise<{ mailbox: string; decided: string[]; held: string[]; notPaused?: MailboxStatus['state'] }> {
     const id = await this.known(mailbox);
+    if (!opts.massDelete) {
+      // Resuming a mailbox that runs is a no-op; say so rather than "resumed".
+      let state: MailboxStatus['state'];
+      try {
+        state = (await this.handle(id).query(statusQuery)).state;
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw new OperatorError(`mailbox ${id} has no running workflow: run cxsync enroll ${id} to repair it`);
+        throw err;
+      }
+      if (state === 'idle' || state === 'syncing') return { mailbox: id, decided: [], held: [], notPaused: state };
+    }
     let decided: string[] = [];
     if (opts.massDelete) {
       decided = await this.policies.decide(id, opts.massDelete);

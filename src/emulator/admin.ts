@@ -4,6 +4,7 @@ import { parseContactBody, renderContact, withDerivedDisplayName } from './conta
 import { GraphHttpError, badRequest } from './errors';
 import type { DeltaQuirks } from './delta';
 import type { ChaosSpec, FaultSpec, Faults } from './faults';
+import { defaultAppRegistration, type AuthConfig } from './auth';
 import type { OutlookCategory, Store } from './store';
 import { todoAdmin, type TodoAdmin } from './todo';
 
@@ -34,14 +35,37 @@ export interface EmulatorAdmin extends CalendarAdmin, TodoAdmin {
   listCategories(upn: string): OutlookCategory[];
   /** Invalidates every delta/next link issued so far for the mailbox: the next use answers 410 SyncStateNotFound. */
   expireDeltaTokens(upn: string): void;
+  /**
+   * Changes the app registration as a tenant administrator would: a new secret (the one cxsync sends is then
+   * wrong: AADSTS7000215), an expired secret (AADSTS7000222), a disabled app (AADSTS7000112), the application
+   * permissions granted (a token issued afterwards carries them; a resource needing another answers 403).
+   * Tokens already issued keep their permissions until they expire, as in Microsoft Entra. reset() restores all.
+   */
+  setApplication(settings: ApplicationSettings): void;
+  getApplication(): Required<ApplicationSettings>;
+  /** false: the user stays in the directory but Graph answers 404 MailboxNotEnabledForRESTAPI for their mailbox (no Exchange Online licence, inactive or on-premises mailbox). */
+  setMailboxEnabled(upn: string, enabled: boolean): void;
   reset(): void;
+}
+
+export interface ApplicationSettings {
+  clientSecret?: string;
+  secretExpired?: boolean;
+  disabled?: boolean;
+  roles?: string[];
+}
+
+export interface TenantState {
+  auth: AuthConfig;
+  mailboxesNotEnabled: Set<string>;
+  defaultSecret: string;
 }
 
 export interface AdminApi extends EmulatorAdmin {
   http(method: string, path: string, query: URLSearchParams, body: unknown): { status: number; body?: unknown };
 }
 
-export function createAdmin(store: Store, faults: Faults, quirks: Map<string, DeltaQuirks>, onReset: () => void): AdminApi {
+export function createAdmin(store: Store, faults: Faults, quirks: Map<string, DeltaQuirks>, tenant: TenantState, onReset: () => void): AdminApi {
   const folderIdByName = (upn: string, name: string | null | undefined, create: boolean): string => {
     const mb = store.mailbox(upn);
     if (!name) return mb.defaultContactFolderId;
@@ -99,10 +123,31 @@ export function createAdmin(store: Store, faults: Faults, quirks: Map<string, De
     listCategories: (upn) => store.categories(store.mailbox(upn)).map((c) => ({ ...c })),
     clearFaults: (upn) => faults.clear(upn === undefined ? undefined : keyOf(upn)),
     expireDeltaTokens: (upn) => store.expireRounds(store.mailbox(upn)),
+    setApplication(settings) {
+      const { clientSecret, secretExpired, disabled, roles } = settings;
+      if (clientSecret !== undefined && (typeof clientSecret !== 'string' || !clientSecret)) throw badRequest('BadRequest', 'clientSecret must be a non-empty string.');
+      if (roles !== undefined && (!Array.isArray(roles) || roles.some((r) => typeof r !== 'string'))) throw badRequest('BadRequest', 'roles must be an array of permission names.');
+      for (const [k, v] of Object.entries({ secretExpired, disabled })) {
+        if (v !== undefined && typeof v !== 'boolean') throw badRequest('BadRequest', `${k} must be true or false.`);
+      }
+      if (clientSecret !== undefined) tenant.auth.clientSecret = clientSecret;
+      if (secretExpired !== undefined) tenant.auth.app.secretExpired = secretExpired;
+      if (disabled !== undefined) tenant.auth.app.disabled = disabled;
+      if (roles !== undefined) tenant.auth.app.roles = [...roles];
+    },
+    getApplication: () => ({ clientSecret: tenant.auth.clientSecret, ...tenant.auth.app, roles: [...tenant.auth.app.roles] }),
+    setMailboxEnabled(upn, enabled) {
+      const key = store.mailbox(upn).upn.toLowerCase();
+      if (enabled) tenant.mailboxesNotEnabled.delete(key);
+      else tenant.mailboxesNotEnabled.add(key);
+    },
     reset() {
       store.reset();
       faults.clear();
       quirks.clear();
+      tenant.auth.clientSecret = tenant.defaultSecret;
+      tenant.auth.app = defaultAppRegistration();
+      tenant.mailboxesNotEnabled.clear();
       onReset();
     },
   };
@@ -114,6 +159,13 @@ export function createAdmin(store: Store, faults: Faults, quirks: Map<string, De
     if (s0 === 'reset' && segs.length === 1 && method === 'POST') {
       admin.reset();
       return { status: 204 };
+    }
+    if (s0 === 'application' && segs.length === 1) {
+      if (method === 'GET') return { status: 200, body: admin.getApplication() };
+      if (method === 'PATCH') {
+        admin.setApplication(b as ApplicationSettings);
+        return { status: 200, body: admin.getApplication() };
+      }
     }
     if (s0 === 'mailboxes') {
       if (segs.length === 1 && method === 'GET') {
@@ -169,6 +221,11 @@ export function createAdmin(store: Store, faults: Faults, quirks: Map<string, De
       }
       if (segs.length === 3 && s2 === 'sent-messages' && method === 'DELETE') {
         admin.clearSentMessages(upn);
+        return { status: 204 };
+      }
+      if (segs.length === 3 && s2 === 'enabled' && method === 'PUT') {
+        if (typeof b.enabled !== 'boolean') throw badRequest('BadRequest', 'enabled (true or false) is required.');
+        admin.setMailboxEnabled(upn, b.enabled);
         return { status: 204 };
       }
       if (segs.length === 3 && s2 === 'expire-delta-tokens' && method === 'POST') {

@@ -9,8 +9,30 @@ export interface AuthConfig {
   origin: string;
   tenantId: string;
   clientId: string;
+  /** The secret the app registration accepts; admin.setApplication changes it (the client then sends a wrong one). */
   clientSecret: string;
   signingKey: Buffer;
+  app: AppRegistration;
+}
+
+/**
+ * The app registration's state in the tenant, as an administrator would change it: what the token endpoint
+ * answers (Microsoft Entra error codes, docs/identity-platform/reference-error-codes.md in MicrosoftDocs/entra-docs)
+ * and which application permissions (the token's `roles`) admin consent granted.
+ */
+export interface AppRegistration {
+  /** The secret is past its end date: AADSTS7000222 InvalidClientSecretExpiredKeysProvided. */
+  secretExpired: boolean;
+  /** The service principal is disabled: AADSTS7000112 UnauthorizedClientApplicationDisabled. */
+  disabled: boolean;
+  /** Application permissions granted with admin consent; a Graph resource needing another answers 403. */
+  roles: string[];
+}
+
+export const DEFAULT_APP_ROLES = ['Contacts.ReadWrite', 'Calendars.ReadWrite', 'Tasks.ReadWrite.All', 'Mail.ReadWrite', 'MailboxSettings.ReadWrite', 'User.Read.All'];
+
+export function defaultAppRegistration(): AppRegistration {
+  return { secretExpired: false, disabled: false, roles: [...DEFAULT_APP_ROLES] };
 }
 
 const TOKEN_LIFETIME_S = 3599;
@@ -30,7 +52,7 @@ export function issueToken(cfg: AuthConfig, scope: string): string {
     exp: now + TOKEN_LIFETIME_S,
     appid: cfg.clientId,
     tid: cfg.tenantId,
-    roles: ['Contacts.ReadWrite', 'Calendars.ReadWrite', 'Tasks.ReadWrite.All', 'Mail.ReadWrite', 'User.Read.All'],
+    roles: [...cfg.app.roles],
     jti: crypto.randomUUID(),
   });
   const sig = crypto.createHmac('sha256', cfg.signingKey).update(`${head}.${body}`).digest('base64url');
@@ -48,6 +70,36 @@ export function checkBearer(cfg: AuthConfig, header: string | undefined): string
   const claims = JSON.parse(Buffer.from(m[2], 'base64url').toString('utf8')) as { exp: number; tid: string };
   if (claims.exp * 1000 < Date.now()) return 'Lifetime validation failed, the token is expired.';
   if (claims.tid !== cfg.tenantId) return 'Access token validation failure. Invalid tenant.';
+  return undefined;
+}
+
+/** The application permissions of a bearer token checkBearer accepted. */
+export function tokenRoles(header: string): string[] {
+  const payload = header.trim().split(/\s+/)[1]?.split('.')[1] ?? '';
+  try {
+    const roles = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { roles?: unknown }).roles;
+    return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The application permissions that allow a request on a mailbox resource (any one suffices; a ReadWrite
+ * permission includes reading), per the "Permissions" section of each Graph API page (e.g. contact-get.md,
+ * user-list-contactfolders.md, user-list-calendars.md, todo-list-lists.md in microsoftgraph/microsoft-graph-docs-contrib);
+ * undefined when not checked.
+ */
+export function rolesAllowing(method: string, rest: string[]): string[] | undefined {
+  const r0 = rest[0]?.toLowerCase();
+  const write = method.toUpperCase() !== 'GET';
+  const family = (name: string, readSuffix = '') => (write ? [`${name}.ReadWrite${readSuffix}`] : [`${name}.Read${readSuffix}`, `${name}.ReadWrite${readSuffix}`]);
+  if (r0 === undefined) return ['User.Read.All', 'User.ReadWrite.All', 'Directory.Read.All'];
+  if (r0 === 'contacts' || r0 === 'contactfolders') return family('Contacts');
+  if (r0 === 'calendar' || r0 === 'calendars' || r0 === 'events' || r0 === 'calendarview') return family('Calendars');
+  if (r0 === 'todo') return family('Tasks', '.All');
+  if (r0 === 'outlook' || r0 === 'mailboxsettings') return family('MailboxSettings');
+  if (r0 === 'messages' || r0 === 'mailfolders') return family('Mail');
   return undefined;
 }
 
@@ -118,8 +170,14 @@ export function tokenRequest(cfg: AuthConfig, tenant: string, form: URLSearchPar
   if (form.get('client_id') !== cfg.clientId) {
     return oauthError(400, 'unauthorized_client', 'AADSTS700016', `Application with identifier '${form.get('client_id')}' was not found in the directory.`);
   }
+  if (cfg.app.disabled) {
+    return oauthError(400, 'unauthorized_client', 'AADSTS7000112', `Application '${cfg.clientId}'(cxsync) is disabled.`);
+  }
   if (form.get('client_secret') !== cfg.clientSecret) {
     return oauthError(401, 'invalid_client', 'AADSTS7000215', 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.');
+  }
+  if (cfg.app.secretExpired) {
+    return oauthError(401, 'invalid_client', 'AADSTS7000222', `The provided client secret keys for app '${cfg.clientId}' are expired. Visit the Azure portal to create new keys for your app.`);
   }
   const scope = form.get('scope') ?? '';
   const resource = scope.split(' ').find((s) => s.endsWith('/.default'));

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EMULATOR_TENANT } from '../config';
 import { createAdmin, type EmulatorAdmin } from './admin';
+import { defaultAppRegistration, type AuthConfig } from './auth';
 import { loadOrCreateIdentity } from './certificate';
 import type { DeltaQuirks } from './delta';
 import { Faults } from './faults';
@@ -18,6 +19,7 @@ import { Throttle, type ThrottleLimits } from './throttle';
 
 export type { EmulatorAdmin, EmulatorContact } from './admin';
 export type { ChaosSpec, FaultSpec } from './faults';
+export type { ApplicationSettings } from './admin';
 export type { DeltaQuirks } from './delta';
 export type { ThrottleLimits } from './throttle';
 
@@ -72,29 +74,33 @@ export async function startGraphEmulator(opts: EmulatorOptions = {}): Promise<Gr
   const counts = { total: 0, byMailbox: new Map<string, number>(), recent: [] as string[], throttled: new Map<string, number>() };
   const quirks = new Map<string, DeltaQuirks>();
   const throttle = new Throttle({ requestsPer10Minutes: opts.throttle?.requestsPer10Minutes ?? 10_000, concurrentRequests: opts.throttle?.concurrentRequests ?? 4, windowMs: opts.throttle?.windowMs });
-  const admin = createAdmin(store, faults, quirks, () => {
+  const tenantId = opts.tenantId ?? EMULATOR_TENANT;
+  const clientSecret = opts.clientSecret ?? EMULATOR_CLIENT_SECRET;
+  // The origin is known only after listen() picks the port; the deps object is filled in then.
+  const auth: AuthConfig = {
+    origin: '',
+    tenantId,
+    clientId: opts.clientId ?? EMULATOR_CLIENT_ID,
+    clientSecret,
+    signingKey: crypto.createHash('sha256').update(identity.keyPem).update(tenantId).digest(),
+    app: defaultAppRegistration(),
+  };
+  const mailboxesNotEnabled = new Set<string>();
+  const tenant = { auth, mailboxesNotEnabled, defaultSecret: clientSecret };
+  const admin = createAdmin(store, faults, quirks, tenant, () => {
     counts.total = 0;
     counts.byMailbox.clear();
     counts.throttled.clear();
     counts.recent.length = 0;
     throttle.reset();
   });
-  const tenantId = opts.tenantId ?? EMULATOR_TENANT;
-  // The origin is known only after listen() picks the port; the deps object is filled in then.
-  const auth = {
-    origin: '',
-    tenantId,
-    clientId: opts.clientId ?? EMULATOR_CLIENT_ID,
-    clientSecret: opts.clientSecret ?? EMULATOR_CLIENT_SECRET,
-    signingKey: crypto.createHash('sha256').update(identity.keyPem).update(tenantId).digest(),
-  };
   const graph = {
     store,
     graphBaseUrl: '',
     maxPageSize: opts.maxPageSize ?? 100,
     deltaQuirks: (mb: { upn: string }) => quirks.get(mb.upn.toLowerCase()) ?? opts.deltaQuirks ?? {},
   };
-  const server = https.createServer({ cert: identity.certPem, key: identity.keyPem }, createRequestHandler({ auth, graph, faults, admin, counts, throttle, latencyMs: opts.latencyMs ?? 0, log: opts.log }));
+  const server = https.createServer({ cert: identity.certPem, key: identity.keyPem }, createRequestHandler({ auth, mailboxesNotEnabled, graph, faults, admin, counts, throttle, latencyMs: opts.latencyMs ?? 0, log: opts.log }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 8443, opts.host ?? '127.0.0.1', () => {

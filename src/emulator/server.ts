@@ -1,7 +1,7 @@
 /** HTTP plumbing: identity endpoints, the /v1.0 surface (auth, faults, counting, $batch) and the /admin API. */
 import crypto from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { checkBearer, instanceDiscovery, openIdConfiguration, tokenRequest, type AuthConfig } from './auth';
+import { checkBearer, instanceDiscovery, openIdConfiguration, rolesAllowing, tokenRequest, tokenRoles, type AuthConfig } from './auth';
 import { GraphHttpError, errorBody, faultCode } from './errors';
 import type { Faults } from './faults';
 import { handleGraph, userOfPath, type GraphContext, type GraphRequest, type GraphResponse } from './graph';
@@ -11,6 +11,8 @@ import type { Throttle } from './throttle';
 
 export interface ServerDeps {
   auth: AuthConfig;
+  /** Users whose mailbox Graph cannot serve (no Exchange Online licence, inactive, on-premises): 404 MailboxNotEnabledForRESTAPI. */
+  mailboxesNotEnabled: Set<string>;
   graph: GraphContext;
   faults: Faults;
   admin: AdminApi;
@@ -96,17 +98,18 @@ async function route(deps: ServerDeps, req: IncomingMessage, res: ServerResponse
     }
     const rawPath = path.slice('/v1.0'.length) || '/';
     const headers = lowerHeaders(req.headers);
+    const roles = tokenRoles(req.headers.authorization!);
     let result: GraphResponse;
     if (rawPath.toLowerCase() === '/$batch') {
       if (method !== 'POST') throw new GraphHttpError(405, 'BadRequest', 'Only POST is allowed on $batch.');
-      result = await batch(deps, parseJsonBody(raw), requestId, clientRequestId);
+      result = await batch(deps, parseJsonBody(raw), requestId, clientRequestId, roles);
     } else {
       const user = userOfPath(rawPath);
       const leave = user ? enterOrCount(deps, mailboxKeyOf(deps, user)) : undefined;
       try {
         const delay = deps.latencyMs + (user ? deps.faults.latencyFor(mailboxKeyOf(deps, user)) : 0);
         if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-        result = graphOnce(deps, { method, rawPath, query: url.searchParams, headers, body: undefined }, raw, requestId, clientRequestId);
+        result = graphOnce(deps, { method, rawPath, query: url.searchParams, headers, body: undefined }, raw, requestId, clientRequestId, roles);
       } finally {
         leave?.();
       }
@@ -160,8 +163,25 @@ function enterOrCount(deps: ServerDeps, mailboxKey: string): () => void {
   }
 }
 
+/**
+ * Refusals that come before the resource is looked at: a permission the token lacks (403 ErrorAccessDenied, the
+ * answer Exchange gives, concepts/auth-limit-mailbox-access.md) and a user without a mailbox Graph can serve
+ * (404 MailboxNotEnabledForRESTAPI). The user resource itself (GET /users/{u}) stays readable, as in Microsoft Entra.
+ */
+function refusal(deps: ServerDeps, req: GraphRequest, roles: string[]): GraphHttpError | undefined {
+  const segs = req.rawPath.split('/').filter(Boolean).map(decodeURIComponent);
+  if (segs[0]?.toLowerCase() !== 'users' || segs.length < 2) return undefined;
+  const allowing = rolesAllowing(req.method, segs.slice(2));
+  if (allowing && !allowing.some((r) => roles.includes(r))) return new GraphHttpError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
+  const upn = (deps.graph.store.findMailbox(segs[1])?.upn ?? segs[1]).toLowerCase();
+  if (segs.length > 2 && deps.mailboxesNotEnabled.has(upn)) {
+    return new GraphHttpError(404, 'MailboxNotEnabledForRESTAPI', 'The mailbox is either inactive, soft-deleted, or is hosted on-premise.');
+  }
+  return undefined;
+}
+
 /** One Graph operation on one mailbox: counted, subject to injected faults and throttling, errors in Graph's shape. */
-function graphOnce(deps: ServerDeps, req: GraphRequest, rawBody: string | undefined, requestId: string, clientRequestId: string): GraphResponse {
+function graphOnce(deps: ServerDeps, req: GraphRequest, rawBody: string | undefined, requestId: string, clientRequestId: string, roles: string[]): GraphResponse {
   const user = userOfPath(req.rawPath);
   const mailboxKey = user ? mailboxKeyOf(deps, user) : undefined;
   if (mailboxKey) deps.counts.byMailbox.set(mailboxKey, (deps.counts.byMailbox.get(mailboxKey) ?? 0) + 1);
@@ -182,6 +202,8 @@ function graphOnce(deps: ServerDeps, req: GraphRequest, rawBody: string | undefi
     if (mailboxKey && faultError.status === 429) countThrottled(deps, mailboxKey);
     return fail(faultError);
   }
+  const refused = refusal(deps, req, roles);
+  if (refused) return fail(refused);
   let result: GraphResponse;
   try {
     if (mailboxKey) deps.throttle.admit(mailboxKey);
@@ -217,7 +239,7 @@ interface BatchItem {
  * its duration (so a batch next to other requests can meet 429 MailboxConcurrency inside the 200); an operation
  * whose dependency failed answers 424 without running. Dependencies must be listed before their dependents.
  */
-async function batch(deps: ServerDeps, body: unknown, requestId: string, clientRequestId: string): Promise<GraphResponse> {
+async function batch(deps: ServerDeps, body: unknown, requestId: string, clientRequestId: string, roles: string[]): Promise<GraphResponse> {
   const requests = (body as { requests?: BatchItem[] } | undefined)?.requests;
   if (!Array.isArray(requests) || requests.length === 0) throw new GraphHttpError(400, 'BadRequest', 'Invalid batch payload format.');
   if (requests.length > BATCH_LIMIT) throw new GraphHttpError(400, 'BadRequest', `Too many requests in the batch: the limit is ${BATCH_LIMIT}.`);
@@ -241,7 +263,7 @@ async function batch(deps: ServerDeps, body: unknown, requestId: string, clientR
     }
     const release = await slots.acquire();
     try {
-      return await subRequest(deps, r, clientRequestId);
+      return await subRequest(deps, r, clientRequestId, roles);
     } finally {
       release();
     }
@@ -259,7 +281,7 @@ async function batch(deps: ServerDeps, body: unknown, requestId: string, clientR
 }
 
 /** One operation of a batch: a concurrency slot of its mailbox, the mailbox's latency, then graphOnce. */
-async function subRequest(deps: ServerDeps, r: BatchItem, clientRequestId: string): Promise<GraphResponse> {
+async function subRequest(deps: ServerDeps, r: BatchItem, clientRequestId: string, roles: string[]): Promise<GraphResponse> {
   const u = new URL(r.url.replace(/^\/?(v1\.0\/)?/, '/'), 'https://batch.invalid');
   const subId = crypto.randomUUID();
   const user = userOfPath(u.pathname);
@@ -276,7 +298,7 @@ async function subRequest(deps: ServerDeps, r: BatchItem, clientRequestId: strin
   try {
     const delay = deps.latencyMs + (key ? deps.faults.latencyFor(key) : 0);
     if (delay > 0) await new Promise((res) => setTimeout(res, delay));
-    return graphOnce(deps, { method: r.method.toUpperCase(), rawPath: u.pathname, query: u.searchParams, headers: lowerHeaders(r.headers ?? {}), body: r.body }, undefined, subId, clientRequestId);
+    return graphOnce(deps, { method: r.method.toUpperCase(), rawPath: u.pathname, query: u.searchParams, headers: lowerHeaders(r.headers ?? {}), body: r.body }, undefined, subId, clientRequestId, roles);
   } finally {
     leave?.();
   }

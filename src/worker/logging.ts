@@ -1,6 +1,7 @@
 /** Temporal SDK logging and metrics for cxsync's processes. */
 import { IllegalStateError } from '@temporalio/common';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { consoleLogFunction } from './log-format';
 import { metricsAddresses, type Env } from '../config';
 import { temporalMetricsExporter } from './metrics';
 
@@ -13,7 +14,7 @@ export function quietTemporalSdk(env: Env): void {
   const level = env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace' ? 'DEBUG' : env.LOG_LEVEL === 'info' || env.LOG_LEVEL === 'warn' ? 'WARN' : 'ERROR';
   const { temporal } = metricsAddresses(env);
   try {
-    Runtime.install({ logger: new DefaultLogger(level), ...(temporal ? { telemetryOptions: { metrics: temporalMetricsExporter(temporal) } } : {}) });
+    Runtime.install({ logger: new DefaultLogger(level, consoleLogFunction(level === 'DEBUG')), ...(temporal ? { telemetryOptions: { metrics: temporalMetricsExporter(temporal) } } : {}) });
   } catch (err) {
     if (err instanceof IllegalStateError) return; // a runtime exists already
     const msg = (err as Error).message;

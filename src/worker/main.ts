@@ -4,6 +4,7 @@ import { checkDb, migrate, openDb } from '../db/connection';
 import { resolveDatabase } from '../db/resolve';
 import { createWorker } from './worker';
 import { quietTemporalSdk } from './logging';
+import { isUnreachable, temporalUnreachableMessage } from './temporal-unreachable';
 import { startWorkerMetrics, type MetricsServer } from './metrics';
 
 export async function runWorker(env: Env, say: (line: string) => void): Promise<void> {
@@ -25,8 +26,8 @@ export async function runWorker(env: Env, say: (line: string) => void): Promise<
         retentionDays: env.CXSYNC_RETENTION_DAYS,
       });
     } catch (err) {
-      const msg = (err as Error).message.split('\n')[0];
-      throw new Error(/connect|transport|unavailable/i.test(msg) ? `Temporal unreachable at ${env.TEMPORAL_ADDRESS}: ${msg}` : msg);
+      if (env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace') console.error(err);
+      throw new Error(isUnreachable(err) ? temporalUnreachableMessage(env.TEMPORAL_ADDRESS, err) : (err as Error).message.split('\n')[0]);
     }
     say(`worker polling task queue ${env.TEMPORAL_TASK_QUEUE} on ${env.TEMPORAL_ADDRESS} (namespace ${env.TEMPORAL_NAMESPACE})`);
     await created.worker.run();

@@ -13,6 +13,11 @@ export function cxsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: 
   });
 }
 
+/** What a CLI process needs to reach a test stack's Graph emulator (as npm start's emulator is reached). */
+export function emulatorEnv(emu: { origin: string }, caFile: string): NodeJS.ProcessEnv {
+  return { CXSYNC_EMULATOR_PORT: new URL(emu.origin).port, GRAPH_CA_FILE: caFile };
+}
+
 /** The single line a failing command printed on stderr (never a stack trace). */
 export function oneLine(stderr: string): string {
   const lines = stderr.split('\n').filter((l) => l.trim() && !l.startsWith('npm warn'));

@@ -110,3 +110,71 @@ export function classifySubResponse(res: SubResponseLike): ClassifiedGraphError 
   for (const [k, v] of Object.entries(res.headers ?? {})) headers[k.toLowerCase()] = v;
   return classifyGraphError({ statusCode: res.status === 0 ? -1 : res.status, code: error?.code ?? '', message: error?.message ?? `status ${res.status}`, headers });
 }
+
+export type CredentialProblemKind =
+  | 'secret-invalid' //     AADSTS7000215, 70002: the secret sent is not one of the app's
+  | 'secret-expired' //     AADSTS7000222
+  | 'certificate' //        AADSTS700027, 700024, 50012, 700030, 500133: the certificate assertion was refused
+  | 'credential-missing' // AADSTS7000218: neither secret nor certificate sent
+  | 'app-disabled' //       AADSTS7000112, 70001
+  | 'app-not-found' //      AADSTS700016, 700011: wrong client id, or the app is not in this tenant
+  | 'tenant-not-found' //   AADSTS90002, 900023
+  | 'consent' //            AADSTS65001, 90094, 650056, 650057, 500011: admin consent or resource missing
+  | 'blocked' //            AADSTS53003, 530032: Conditional Access refused the app
+  | 'credentials'; //       any other invalid_client / unauthorized_client / invalid_grant / invalid_resource
+
+export interface CredentialProblem {
+  kind: CredentialProblemKind;
+  /** e.g. 'AADSTS7000215' when the answer carried one. */
+  aadsts?: string;
+  /** The OAuth 2.0 `error` of the token answer (invalid_client, unauthorized_client, ...). */
+  oauthError?: string;
+  /** What is wrong, in one clause. */
+  what: string;
+  /** What an operator does about it. */
+  fix: string;
+}
+
+const AADSTS_CODES: Record<string, [CredentialProblemKind, string, string]> = {};
+function codes(kind: CredentialProblemKind, what: string, fix: string, ...numbers: number[]): void {
+  for (const n of numbers) AADSTS_CODES[`AADSTS${n}`] = [kind, what, fix];
+}
+codes('secret-invalid', 'the client secret is not valid for this app', "set GRAPH_CLIENT_SECRET to the secret's Value (not its Secret ID) from the app registration's Certificates & secrets", 7000215, 70002);
+codes('secret-expired', 'the client secret has expired', 'create a new client secret in the app registration (Certificates & secrets) and set GRAPH_CLIENT_SECRET to its value', 7000222);
+codes('certificate', 'the certificate credential was refused (wrong key, thumbprint or expired certificate)', "upload the public certificate of GRAPH_CERT_PATH to the app registration (Certificates & secrets), check GRAPH_CERT_THUMBPRINT is its thumbprint, that it has not expired and this host's clock", 700027, 700024, 50012, 700030, 500133);
+codes('credential-missing', 'no client secret or certificate was sent', 'set GRAPH_CLIENT_SECRET, or GRAPH_CERT_PATH and GRAPH_CERT_THUMBPRINT', 7000218);
+codes('app-disabled', 'the app is disabled in the tenant', 'enable it: Microsoft Entra admin center > Enterprise applications > the app > Properties > Enabled for users to sign in', 7000112, 70001);
+codes('app-not-found', 'no app with this client id exists in the tenant', 'check GRAPH_CLIENT_ID (the Application (client) ID) and GRAPH_TENANT_ID; a multi-tenant app needs admin consent in this tenant first', 700016, 700011);
+codes('tenant-not-found', 'the tenant does not exist', 'check GRAPH_TENANT_ID (the Directory (tenant) ID of the app registration)', 90002, 900023);
+codes('consent', 'admin consent for the Microsoft Graph application permissions is missing', 'grant admin consent: app registration > API permissions > Grant admin consent', 65001, 90094, 650056, 650057, 500011);
+codes('blocked', 'a Conditional Access policy blocks the app', "ask the tenant administrator to exclude the app from the policy (the tenant's sign-in logs name it)", 53003, 530032);
+
+/**
+ * Whether an error from acquiring a token (MSAL's ServerError, or the Graph client's GraphError wrapping it with
+ * status -1) means the app's credentials or registration are wrong: retrying cannot help, an operator must act.
+ * Undefined for anything else (network, identity platform unavailable: AADSTS90006, 90024, 90033,
+ * temporarily_unavailable), which heals by itself. Codes from Microsoft Entra's "authentication and authorization
+ * error codes" (docs/identity-platform/reference-error-codes.md, MicrosoftDocs/entra-docs); their text changes
+ * over time, so the OAuth `error` is the fallback. Keeps codes only, never request content.
+ */
+export function classifyCredentialError(err: unknown): CredentialProblem | undefined {
+  const e = (err ?? {}) as { errorCode?: unknown; message?: unknown; errorMessage?: unknown; body?: unknown };
+  const text = [e.message, e.errorMessage, e.body].filter((v): v is string => typeof v === 'string').join(' ');
+  const aadsts = /\bAADSTS(\d+)\b/.exec(text)?.[0];
+  const oauthError =
+    (typeof e.errorCode === 'string' && e.errorCode) ||
+    /^(?:ServerError: )?(invalid_client|unauthorized_client|invalid_grant|invalid_request|invalid_resource|invalid_scope|unsupported_grant_type|temporarily_unavailable)\b/.exec(typeof e.message === 'string' ? e.message : '')?.[1] ||
+    undefined;
+  const known = aadsts ? AADSTS_CODES[aadsts] : undefined;
+  if (known) return { kind: known[0], aadsts, oauthError, what: known[1], fix: known[2] };
+  if (oauthError === 'invalid_client' || oauthError === 'unauthorized_client' || oauthError === 'invalid_grant' || oauthError === 'invalid_resource') {
+    return {
+      kind: 'credentials',
+      aadsts,
+      oauthError,
+      what: `the identity platform refused the app's credentials (${oauthError}${aadsts ? ` ${aadsts}` : ''})`,
+      fix: `check GRAPH_TENANT_ID, GRAPH_CLIENT_ID and the secret or certificate${aadsts ? `; https://login.microsoftonline.com/error?code=${aadsts.slice(6)} explains ${aadsts}` : ''}`,
+    };
+  }
+  return undefined;
+}
