@@ -38,6 +38,11 @@ const schema = z
     CXSYNC_EMULATOR_PORT: port.default(8443),
     CXSYNC_SYNC_INTERVAL_SECONDS: positiveSeconds.default(300),
     CXSYNC_BATCH_SIZE: z.coerce.number().int().min(1).max(10000).default(500),
+    // How long a mailbox may fail every attempt (Graph 5xx, network, a database error) before it goes to
+    // needs-attention instead of retrying on; throttling does not count (docs/OPERATIONS.md).
+    CXSYNC_RETRY_BUDGET_SECONDS: z.coerce.number({ invalid_type_error: 'must be a number of seconds from 10 to 604800 (default 1800)' }).int('must be a whole number of seconds').min(10, 'must be at least 10 seconds').max(604800, 'must be at most 604800 seconds (7 days)').default(1800),
+    // Attempts an operation gets when errors are about it (a CRM write that throws, a Graph 409) before it is marked failed.
+    CXSYNC_OPERATION_ATTEMPTS: z.coerce.number({ invalid_type_error: 'must be a whole number from 1 to 100 (default 5)' }).int('must be a whole number').min(1, 'must be at least 1').max(100, 'must be at most 100').default(5),
     // Days of sync history kept (sync.log, sync.conflict, sync.operation, sync.cycle); LinkPoint keeps 30.
     CXSYNC_RETENTION_DAYS: z.coerce
       .number({ invalid_type_error: 'must be a whole number of days from 1 to 3650 (default 30)' })

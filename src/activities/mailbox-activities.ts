@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Context, heartbeat } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { MailboxHealth } from './health';
 import type { Transaction } from 'kysely';
 import type { Db } from '../db/connection';
 import type { Database } from '../db/schema';
@@ -18,7 +19,7 @@ import { activeWindows, isValidTimeZone } from '../domain/schedule';
 import { emptyTypeSummary, MAILBOX_NEEDS_ATTENTION, RECORD_TYPES, type CycleSummary, type RecordType, type TypeSummary } from '../domain/status';
 import type { ApplyResult, CycleRef, MailboxActivities, MailboxConfig, TypeStep } from '../workflows/activities-contract';
 import { PostgresCrmStore } from './crm/postgres-crm';
-import { applyLocalOp, pullCrmStep, type CrmStepContext } from './crm/crm-cycle';
+import { applyLocalGuarded, pullCrmStep, type CrmStepContext } from './crm/crm-cycle';
 import { assertLeaseHeld, withMailboxLock } from './mailbox-lock';
 import { ExchangeStateStore } from '../db/exchange-state';
 import { toActivityFailure } from './exchange/errors';
@@ -33,6 +34,10 @@ export interface ActivitySettings {
   containerNames: Record<RecordType, string>;
   /** Graph requests in flight per mailbox; Outlook allows 4. */
   maxConcurrency: number;
+  /** A mailbox failing every attempt this long goes to needs-attention (CXSYNC_RETRY_BUDGET_SECONDS). */
+  retryBudgetSeconds: number;
+  /** Attempts of an operation whose errors are about it before it is marked failed (CXSYNC_OPERATION_ATTEMPTS). */
+  operationAttempts: number;
 }
 
 export interface TypeSyncSettings {
@@ -62,12 +67,16 @@ const roundOpen = (c: { next_link: string | null; pending_delta_link: string | n
 function beat(details?: unknown): void {
   assertLeaseHeld();
   // Activities are also called directly from unit tests, outside an activity context.
+  let ctx: Context;
   try {
-    Context.current();
+    ctx = Context.current();
   } catch {
     return;
   }
   heartbeat(details);
+  // A pause cancels the cycle's activities (the heartbeat answer carries it): stop at this safe point, between
+  // two committed steps, instead of finishing the batch.
+  if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled: the mailbox was paused or removed');
 }
 
 export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
@@ -119,7 +128,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
     try {
       id = await adapterFor(recordType).ensureContainer(upn, { name: ts.containerName, useDefault: !!ts.defaultContainer });
     } catch (err) {
-      throw toActivityFailure(err, `resolving the ${recordType} container ${name} of ${upn}`);
+      throw toActivityFailure(err, `resolving the ${recordType} container ${name} of ${upn}`, { recordType });
     }
     await store.updateCursor(deps.db, mailboxId, recordType, { exchange_folder_id: id });
     return id;
@@ -133,6 +142,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       containerId: await folderId(mailboxId, m.id, recordType),
       log: (level, message, extra) => store.log(deps.db, { mailboxId, cycleId, level, recordType, side: extra?.side, itemId: extra?.itemId, message }),
       beat,
+      operationAttempts: settings.operationAttempts,
     };
   }
 
@@ -236,7 +246,8 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
     return { operations: rows.length, conflicts: result.conflicts.length };
   }
 
-  return {
+  const health = new MailboxHealth(deps.db, settings.retryBudgetSeconds ?? 1800);
+  return guarded(health, {
     async loadMailbox(mailboxId: string): Promise<MailboxConfig> {
       const m = await store.getMailbox(mailboxId);
       if (!m) return { exists: false, intervalSeconds: settings.intervalSeconds, batchSize: settings.batchSize, recordTypes: [...RECORD_TYPES] };
@@ -331,7 +342,11 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
           for (let i = 0; i < local.length; i += 100) {
             const chunk = local.slice(i, i + 100);
             await deps.db.transaction().execute(async (tx) => {
-              for (const op of chunk) if (await applyLocalOp(ctx, tx, op)) applied++;
+              for (const op of chunk) {
+                const r = await applyLocalGuarded(ctx, tx, op, settings.operationAttempts ?? 5);
+                if (r === 'applied') applied++;
+                else if (r === 'failed') failed++;
+              }
             });
             beat({ applied, failed });
           }
@@ -418,5 +433,28 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         types,
       };
     },
-  };
+  });
+}
+
+/**
+ * Every activity through the mailbox's health record (health.ts): a success ends its failure streak, a failure
+ * extends it and becomes needs-attention once the streak outlasts the retry budget.
+ */
+function guarded(health: MailboxHealth, acts: MailboxActivities): MailboxActivities {
+  const out = {} as Record<string, unknown>;
+  for (const [name, fn] of Object.entries(acts) as Array<[string, (arg: unknown) => Promise<unknown>]>) {
+    out[name] = async (arg: unknown) => {
+      const mailboxId = typeof arg === 'string' ? arg : (arg as { mailboxId: string }).mailboxId;
+      const recordType = typeof arg === 'object' && arg && 'recordType' in arg ? String((arg as { recordType: string }).recordType) : null;
+      let result: unknown;
+      try {
+        result = await fn(arg);
+      } catch (err) {
+        throw await health.failed(mailboxId, recordType, name, err);
+      }
+      await health.succeeded(mailboxId);
+      return result;
+    };
+  }
+  return out as unknown as MailboxActivities;
 }

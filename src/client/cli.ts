@@ -8,7 +8,8 @@ import { migrate, openDb } from '../db/connection';
 import { resolveDatabase } from '../db/resolve';
 import { parsePolicy } from '../domain/policy';
 import { RECORD_TYPES, type MailboxStatus, type TypeSummary } from '../domain/status';
-import { LIST_STATES, normaliseMailbox, OperatorError, type ListState } from './operator';
+import { SingleBar, Presets } from 'cli-progress';
+import { LIST_STATES, normaliseMailbox, OperatorError, type ListState, type LiveStatus, type Operator } from './operator';
 import { connectDb, withOperator } from './connect';
 import { readAdapters } from './adapters';
 import { dryRun, type DryRunResult } from './dry-run';
@@ -29,13 +30,25 @@ function out(line = ''): void {
   process.stdout.write(line + '\n');
 }
 
-function formatStatus(s: MailboxStatus): string {
+function formatStatus(s: LiveStatus): string {
   const lines = [
     `mailbox:     ${s.mailbox}`,
     `state:       ${s.state}${s.pausedReason ? ` (${s.pausedReason})` : ''}${s.needsAttentionReason ? ` (${s.needsAttentionReason})` : ''}`,
-    `next cycle:  ${s.nextCycleAt ?? '-'}`,
-    `cycles:      ${s.cyclesCompleted} completed`,
   ];
+  for (const [type, reason] of Object.entries(s.typesNeedingAttention ?? {})) lines.push(`  ${type} stopped: ${reason}`);
+  if (s.activity) lines.push(`now:         ${s.activity.step}${s.activity.attempt > 1 ? `, attempt ${s.activity.attempt}` : ''}${s.activity.startedAt ? ` (started ${s.activity.startedAt})` : ''}`);
+  if (s.retrying) lines.push(`retrying:    every attempt has failed since ${s.retrying.since} (${s.retrying.attempts} attempts); last error ${s.retrying.lastErrorAt} in ${s.retrying.step}${s.retrying.recordType ? ` (${s.retrying.recordType})` : ''}: ${s.retrying.lastError}`);
+  const p = s.progress;
+  if (p) {
+    const rate = p.ratePerSecond ? `, ${p.ratePerSecond.toFixed(1)}/s` : '';
+    const eta = p.etaSeconds !== null ? `, about ${formatSeconds(p.etaSeconds)} left` : '';
+    lines.push(`this cycle:  started ${p.startedAt}; ${p.done} of ${p.planned} planned writes applied${rate}${eta}`);
+    for (const type of RECORD_TYPES.filter((x) => p.types[x])) {
+      const t = p.types[type];
+      lines.push(`  ${type}: read ${t.pulled.exchange} from Exchange, ${t.pulled.crm} from CRM; ${t.done} of ${t.planned} writes applied, ${t.failed} failed, ${t.pending} to go`);
+    }
+  }
+  lines.push(`next cycle:  ${s.nextCycleAt ?? '-'}`, `cycles:      ${s.cyclesCompleted} completed`);
   const c = s.lastCycle;
   if (!c) lines.push('last cycle:  none yet');
   else {
@@ -51,6 +64,46 @@ function formatStatus(s: MailboxStatus): string {
     }
   }
   return lines.join('\n');
+}
+
+/**
+ * `status --watch`: one progress bar over the running cycle's planned writes (cli-progress), with the step, the
+ * rate and ETA, and the last error while an activity retries; ends when the cycle ends or the mailbox stops.
+ */
+async function watchStatus(op: Operator, mailbox: string): Promise<void> {
+  const bar = new SingleBar(
+    { format: '{step} |{bar}| {value}/{total} writes | {rate}/s | ETA {eta_formatted} {note}', hideCursor: true, etaBuffer: 30, fps: 5 },
+    Presets.shades_classic,
+  );
+  let started = false;
+  let shown = false;
+  for (;;) {
+    const s = await op.status(mailbox);
+    const p = s.progress;
+    const note = s.retrying ? `| retrying since ${s.retrying.since}: ${s.retrying.lastError}` : s.state !== 'syncing' ? `| ${s.state}` : '';
+    const step = s.activity ? `${s.activity.step}${s.activity.attempt > 1 ? ` (attempt ${s.activity.attempt})` : ''}` : s.state;
+    if (p) {
+      if (!started) bar.start(Math.max(p.planned, 1), p.done, { step, rate: '-', note });
+      started = true;
+      bar.setTotal(Math.max(p.planned, 1));
+      bar.update(p.done, { step, rate: p.ratePerSecond ? p.ratePerSecond.toFixed(1) : '-', note });
+    }
+    if (!p && started) {
+      bar.stop();
+      out(formatStatus(s));
+      return;
+    }
+    if (!p && !started) {
+      if (s.state !== 'syncing') return out(formatStatus(s));
+      if (!shown) out(`${s.mailbox} is ${s.state}; waiting for its cycle to start…`);
+      shown = true;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function formatSeconds(n: number): string {
+  return n < 90 ? `${n} s` : n < 5400 ? `${Math.round(n / 60)} min` : `${(n / 3600).toFixed(1)} h`;
 }
 
 /** Reads and validates a policy file; every problem is one line naming the file and the field. */
@@ -297,10 +350,12 @@ write is not tested. Exit code: 0 every check passed; ${CHECK_FAILED_EXIT} a che
 
   program
     .command('status')
-    .description('state, last cycle (per record type) and next cycle of a mailbox')
+    .description('state, what the running cycle is doing (step, progress, rate, ETA, retries and the last error), last cycle per record type, next cycle')
     .argument('<mailbox>')
     .option('--json', 'machine-readable output')
-    .action(async (mailbox: string, opts: { json?: boolean }) => {
+    .option('--watch', 'a live progress bar of the running cycle, refreshed every second, until it finishes (Ctrl-C to stop)')
+    .action(async (mailbox: string, opts: { json?: boolean; watch?: boolean }) => {
+      if (opts.watch) return withOperator(config(), (op) => watchStatus(op, mailbox));
       const s = await withOperator(config(), (op) => op.status(mailbox));
       out(opts.json ? JSON.stringify(s, null, 2) : formatStatus(s));
     });
@@ -329,6 +384,15 @@ write is not tested. Exit code: 0 every check passed; ${CHECK_FAILED_EXIT} a che
       if (r.decided.length) out(`${r.mailbox} resumed; mass delete of ${r.decided.join(', ')} ${massDelete === 'confirm' ? 'confirmed: the deletes are mirrored' : 'discarded: the deleted items are unlinked, the other side keeps its copies'} in the cycle starting now`);
       else out(`${r.mailbox} resumed`);
       if (r.held.length) out(`note: a mass delete of ${r.held.join(', ')} is still held; the next cycle stops again unless you resume with --confirm-mass-delete or --discard-mass-delete`);
+    });
+
+  program
+    .command('retry')
+    .description('retry the failed operations of a mailbox (items that failed after their attempts, shown in cxsync log) once the cause is fixed; starts a cycle')
+    .argument('<mailbox>')
+    .action(async (mailbox: string) => {
+      const r = await withOperator(config(), (op) => op.retry(mailbox));
+      out(r.operations ? `${r.mailbox}: ${r.operations} failed operation(s) set to be applied again; a cycle starts now` : `${r.mailbox} has no failed operations to retry`);
     });
 
   program

@@ -113,7 +113,7 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
       graph,
       graphCaPem: emulator?.caCertPem,
       temporal: { connection: undefined, address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE },
-      settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE },
+      settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE, retryBudgetSeconds: env.CXSYNC_RETRY_BUDGET_SECONDS, operationAttempts: env.CXSYNC_OPERATION_ATTEMPTS },
       retentionDays: env.CXSYNC_RETENTION_DAYS,
     });
     const running = worker.run();

@@ -86,7 +86,7 @@ export class Operator {
   private readonly crm: PostgresCrmStore;
   readonly policies: PolicyStore;
 
-  constructor(private readonly client: Client, db: Db, private readonly taskQueue: string) {
+  constructor(private readonly client: Client, private readonly db: Db, private readonly taskQueue: string) {
     this.store = new SyncStore(db);
     this.crm = new PostgresCrmStore(db);
     this.policies = new PolicyStore(db);
@@ -202,14 +202,41 @@ export class Operator {
     return { mailbox: id, created, policy: (await this.policies.policyNameOf(id)) ?? DEFAULT_POLICY_NAME };
   }
 
-  async status(mailbox: string): Promise<MailboxStatus> {
+  /**
+   * The workflow's status and, while it syncs, what it is doing now: the current cycle's progress from the
+   * database (items pulled, operations planned and applied per type, rate and ETA) and, while an activity
+   * retries, its attempt and last failure from Temporal's pending-activity information and the mailbox's failure
+   * streak (sync.mailbox_health).
+   */
+  async status(mailbox: string): Promise<LiveStatus> {
     const id = await this.known(mailbox);
+    let s: MailboxStatus;
     try {
-      return await this.handle(id).query(statusQuery);
+      s = await this.handle(id).query(statusQuery);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new OperatorError(`mailbox ${id} has no running workflow: run cxsync enroll ${id} to repair it`);
       throw err;
     }
+    const live: LiveStatus = { ...s };
+    const streak = await this.db.selectFrom('sync.mailbox_health').selectAll().where('mailbox_id', '=', id).executeTakeFirst();
+    if (streak) {
+      live.retrying = { since: streak.failing_since.toISOString(), attempts: streak.attempts, step: streak.activity, recordType: streak.record_type, lastError: streak.last_error, lastErrorAt: streak.last_error_at.toISOString() };
+    }
+    if (s.state === 'syncing' || streak) {
+      const progress = await cycleProgress(this.db, id);
+      if (progress) live.progress = progress;
+      const pending = (await this.handle(id).describe()).raw.pendingActivities ?? [];
+      const a = pending[0];
+      if (a) {
+        live.activity = {
+          step: a.activityType?.name ?? 'unknown',
+          attempt: a.attempt ?? 1,
+          ...(a.lastStartedTime ? { startedAt: tsToIso(a.lastStartedTime) } : {}),
+          ...(a.lastFailure?.message ? { lastFailure: a.lastFailure.message } : {}),
+        };
+      }
+    }
+    return live;
   }
 
   async list(): Promise<MailboxListEntry[]> {
@@ -218,7 +245,7 @@ export class Operator {
       rows.map(async (r): Promise<MailboxListEntry> => {
         try {
           const s = await this.handle(r.id).query(statusQuery);
-          const reason = s.state === 'needs-attention' ? s.needsAttentionReason : s.state === 'paused' ? (s.pausedReason ?? 'paused by an operator') : null;
+          const reason = s.state === 'needs-attention' ? attentionText(s) : s.state === 'paused' ? (s.pausedReason ?? 'paused by an operator') : null;
           return { mailbox: r.id, displayName: r.display_name, state: s.state, lastCycleEnd: s.lastCycle?.end ?? null, nextCycleAt: s.nextCycleAt, reason };
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;
@@ -237,6 +264,18 @@ export class Operator {
       throw err;
     }
     return id;
+  }
+
+  /**
+   * `cxsync retry`: the mailbox's failed operations (poison items marked failed after their attempts, items Graph
+   * refused) are set back to pending and a cycle starts, which applies them, each still conditional on the
+   * version its plan saw. Returns how many.
+   */
+  async retry(mailbox: string): Promise<{ mailbox: string; operations: number }> {
+    const id = await this.known(mailbox);
+    const operations = await this.store.retryFailed(id);
+    if (operations > 0) await this.signal(id, (wid) => this.handle(wid).signal(syncNowSignal));
+    return { mailbox: id, operations };
   }
 
   pause(mailbox: string, reason?: string): Promise<string> {
@@ -290,7 +329,8 @@ export class Operator {
     for (;;) {
       const s = await this.handle(id).query(statusQuery);
       if (s.cyclesCompleted >= target.waitForCycles) return s;
-      if (s.state === 'needs-attention') throw new OperatorError(`mailbox ${id} needs attention: ${s.needsAttentionReason}`);
+      // A record type stopped on its own (a refused permission) does not stop cycles: only the mailbox's own reason does.
+      if (s.needsAttentionReason) throw new OperatorError(`mailbox ${id} needs attention: ${s.needsAttentionReason}`);
       if (s.state === 'paused') throw new OperatorError(`mailbox ${id} was paused before the cycle finished${s.pausedReason ? ` (${s.pausedReason})` : ''}`);
       if (Date.now() > deadline) throw new OperatorError(`timed out waiting for a cycle of ${id}; it is ${s.state}`);
       await new Promise((r) => setTimeout(r, 250));
@@ -325,4 +365,70 @@ export class Operator {
     const id = await this.known(mailbox);
     return this.store.listConflicts(id, limit);
   }
+}
+
+/** What status shows beyond the workflow's own state (see Operator.status). */
+export interface LiveStatus extends MailboxStatus {
+  /** The running activity: which step, which attempt, since when, and its last failure while it retries. */
+  activity?: { step: string; attempt: number; startedAt?: string; lastFailure?: string };
+  /** The mailbox's current failure streak: every attempt since `since` failed (cleared by the next success). */
+  retrying?: { since: string; attempts: number; step: string; recordType: string | null; lastError: string; lastErrorAt: string };
+  progress?: CycleProgress;
+}
+
+export interface CycleProgress {
+  cycleId: string;
+  startedAt: string;
+  /** Per record type: items read from each side, operations planned, applied (done), failed and still to apply. */
+  types: Record<string, { pulled: { exchange: number; crm: number }; planned: number; done: number; failed: number; pending: number }>;
+  done: number;
+  planned: number;
+  /** Operations applied per second since the cycle started, and the seconds left at that rate (null: unknown yet). */
+  ratePerSecond: number | null;
+  etaSeconds: number | null;
+}
+
+/** The running cycle's progress, or undefined when none runs. */
+export async function cycleProgress(db: Db, mailboxId: string, now = new Date()): Promise<CycleProgress | undefined> {
+  const cycle = await db.selectFrom('sync.cycle').select(['id', 'started_at', 'summary']).where('mailbox_id', '=', mailboxId).where('status', '=', 'running').executeTakeFirst();
+  if (!cycle) return undefined;
+  const types: CycleProgress['types'] = {};
+  const t = (rt: string) => (types[rt] ??= { pulled: { exchange: 0, crm: 0 }, planned: 0, done: 0, failed: 0, pending: 0 });
+  for (const [k, v] of Object.entries((cycle.summary ?? {}) as Record<string, unknown>)) {
+    const [tag, rt, side] = k.split(':');
+    if (tag === 'pulled' && (side === 'exchange' || side === 'crm')) t(rt).pulled[side] = Number(v);
+  }
+  const ops = await db
+    .selectFrom('sync.operation')
+    .select(['record_type', 'status', (eb) => eb.fn.countAll<string>().as('n')])
+    .where('cycle_id', '=', cycle.id)
+    .where('side', 'in', ['exchange', 'crm'])
+    .groupBy(['record_type', 'status'])
+    .execute();
+  for (const o of ops) {
+    const x = t(o.record_type);
+    const n = Number(o.n);
+    x.planned += n;
+    if (o.status === 'done') x.done += n;
+    else if (o.status === 'failed') x.failed += n;
+    else if (o.status === 'pending') x.pending += n;
+  }
+  const done = Object.values(types).reduce((a, x) => a + x.done, 0);
+  const planned = Object.values(types).reduce((a, x) => a + x.planned, 0);
+  const pending = Object.values(types).reduce((a, x) => a + x.pending, 0);
+  const seconds = (now.getTime() - cycle.started_at.getTime()) / 1000;
+  const ratePerSecond = done > 0 && seconds > 0 ? done / seconds : null;
+  return { cycleId: String(cycle.id), startedAt: cycle.started_at.toISOString(), types, done, planned, ratePerSecond, etaSeconds: ratePerSecond ? Math.round(pending / ratePerSecond) : null };
+}
+
+/** The needs-attention reason of a mailbox, or of its stopped record types. */
+export function attentionText(s: MailboxStatus): string | null {
+  if (s.needsAttentionReason) return s.needsAttentionReason;
+  const types = Object.entries(s.typesNeedingAttention ?? {});
+  return types.length ? types.map(([t, r]) => `${t}: ${r}`).join('; ') : null;
+}
+
+function tsToIso(t: { seconds?: unknown; nanos?: number | null }): string {
+  const seconds = Number(t.seconds ?? 0);
+  return new Date(seconds * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString();
 }

@@ -101,6 +101,19 @@ export interface OperationTable {
   done_at: Date | null;
   /** The cycle whose plan made the operation (0006); cycle_id moves with carry-over, this does not. */
   planned_cycle: Generated<string | null>;
+  /** Errors met that were about this operation (0011); at the limit it is marked failed. */
+  failures: Generated<number>;
+}
+
+/** The mailbox's current streak of failed activity attempts (0011); no row: the last attempt succeeded. */
+export interface MailboxHealthTable {
+  mailbox_id: string;
+  failing_since: Date;
+  attempts: number;
+  record_type: string | null;
+  activity: string;
+  last_error: string;
+  last_error_at: Date;
 }
 
 export interface CycleTable {
@@ -270,6 +283,7 @@ export interface Database {
   'sync.cycle': CycleTable;
   'sync.conflict': ConflictTable;
   'sync.log': LogTable;
+  'sync.mailbox_health': MailboxHealthTable;
   'crm.users': CrmUserTable;
   'crm.contacts': CrmContactTable;
   'crm.events': CrmEventTable;

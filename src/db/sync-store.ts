@@ -296,6 +296,30 @@ export class SyncStore {
       .where('status', '=', 'skipped').where('error', 'like', `${REPLAN_PREFIX}%`).limit(1).executeTakeFirst();
     return !!r;
   }
+  /** Counts an error about this operation (migration 0011); returns how many it has met. */
+  async addOperationFailure(exec: Exec, id: string, error: string): Promise<number> {
+    const r = await exec.updateTable('sync.operation').set((eb) => ({ failures: eb('failures', '+', 1), error })).where('id', '=', id).returning('failures').executeTakeFirst();
+    return r?.failures ?? 0;
+  }
+
+  /**
+   * `cxsync retry`: the mailbox's failed operations go back to pending (the next cycle adopts and applies them,
+   * each still conditional on the version its plan saw). Left out: an operation whose item a later operation
+   * already handled, and a create whose item is linked by now (it would make a second copy).
+   */
+  async retryFailed(mailboxId: string): Promise<number> {
+    const r = await sql`
+      update sync.operation o set status = 'pending', failures = 0, error = null, done_at = null
+      where o.mailbox_id = ${mailboxId} and o.status = 'failed'
+        and not exists (
+          select 1 from sync.operation later where later.mailbox_id = o.mailbox_id and later.record_type = o.record_type and later.id > o.id
+            and ((o.crm_id is not null and later.crm_id = o.crm_id) or (o.exchange_id is not null and later.exchange_id = o.exchange_id)))
+        and not (o.kind = 'create' and exists (
+          select 1 from sync.mapping m where m.mailbox_id = o.mailbox_id and m.record_type = o.record_type
+            and ((o.side = 'exchange' and m.crm_id = o.crm_id) or (o.side = 'crm' and m.exchange_id = o.exchange_id))))`.execute(this.db);
+    return Number(r.numAffectedRows ?? 0n);
+  }
+
   async finishOperation(exec: Exec, id: string, status: 'done' | 'failed' | 'skipped', error?: string): Promise<void> {
     await exec.updateTable('sync.operation').set({ status, error: error ?? null, done_at: new Date() }).where('id', '=', id).execute();
   }

@@ -39,6 +39,11 @@ export interface MailboxStatus {
   lastCycle: CycleSummary | null;
   nextCycleAt: string | null;
   cyclesCompleted: number;
+  /**
+   * Record types stopped until an operator acts (a refused permission), with the reason; the others keep
+   * syncing. Absent in statuses from workflows started before it existed.
+   */
+  typesNeedingAttention?: Partial<Record<RecordType, string>>;
 }
 
 export function emptyTypeSummary(): TypeSummary {
@@ -53,3 +58,6 @@ export function emptyTypeSummary(): TypeSummary {
 
 /** Failure type of an activity error that retrying cannot fix (consent revoked, mailbox gone): an operator must act. */
 export const MAILBOX_NEEDS_ATTENTION = 'MailboxNeedsAttention';
+
+/** Failure type of an error that stops one record type only (its permission was refused): the others go on. */
+export const TYPE_NEEDS_ATTENTION = 'TypeNeedsAttention';

@@ -22,7 +22,7 @@ export async function runWorker(env: Env, say: (line: string) => void): Promise<
         db,
         graph: graphSettings(env),
         temporal: { address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE },
-        settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE },
+        settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE, retryBudgetSeconds: env.CXSYNC_RETRY_BUDGET_SECONDS, operationAttempts: env.CXSYNC_OPERATION_ATTEMPTS },
         retentionDays: env.CXSYNC_RETENTION_DAYS,
       });
     } catch (err) {

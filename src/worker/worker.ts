@@ -35,6 +35,8 @@ export const DEFAULT_ACTIVITY_SETTINGS: ActivitySettings = {
   batchSize: 500,
   containerNames: { contact: 'VContacts', event: 'VEvents', task: 'VTasks' },
   maxConcurrency: 4,
+  retryBudgetSeconds: 1800,
+  operationAttempts: 5,
 };
 
 /** The prebuilt bundle (npm run build) when present, otherwise bundle the workflow sources at start-up. */
@@ -68,6 +70,9 @@ export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; c
     maxConcurrentActivityTaskExecutions: 50,
     // On SIGTERM, activities in flight get this long to finish before they are cancelled and retried elsewhere.
     shutdownGraceTime: '30 seconds',
+    // Heartbeats carry cancellations to activities: sent at least every 2 s (not 80 % of the 15 s timeout), a
+    // pause reaches a running activity within seconds (docs/OPERATIONS.md).
+    maxHeartbeatThrottleInterval: '2 seconds',
   });
   await ensureRetentionWorkflow(connection, p.temporal.namespace, p.temporal.taskQueue);
   return { worker, connection, ownsConnection };

@@ -5,7 +5,9 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   allHandlersFinished,
+  isCancellation,
   condition,
   continueAsNew,
   defineQuery,
@@ -16,7 +18,7 @@ import {
   setHandler,
 } from '@temporalio/workflow';
 import { nextAllowedTime, type TimeWindow } from '../domain/schedule';
-import { MAILBOX_NEEDS_ATTENTION, type CycleSummary, type MailboxStatus } from '../domain/status';
+import { MAILBOX_NEEDS_ATTENTION, TYPE_NEEDS_ATTENTION, type CycleSummary, type MailboxStatus, type RecordType } from '../domain/status';
 import type { MailboxActivities, TypeStep } from './activities-contract';
 
 export const pauseSignal = defineSignal<[reason?: string]>('pause');
@@ -38,6 +40,8 @@ export interface CarriedState {
   cyclesCompleted: number;
   /** The schedule last read, so the next cycle time is known from the first moment of a new run. */
   intervalSeconds?: number;
+  /** Record types stopped until `resume` (a refused permission), with the reason; the others go on syncing. */
+  typeAttention?: Partial<Record<RecordType, string>>;
 }
 
 export interface MailboxWorkflowInput {
@@ -60,11 +64,16 @@ const long = proxyActivities<MailboxActivities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 minutes', nonRetryableErrorTypes: [MAILBOX_NEEDS_ATTENTION] },
 });
 
-function needsAttentionMessage(err: unknown): string | undefined {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === MAILBOX_NEEDS_ATTENTION) {
+function needsAttentionMessage(err: unknown, type = MAILBOX_NEEDS_ATTENTION): string | undefined {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === type) {
     return err.cause.message;
   }
   return undefined;
+}
+
+/** A needs-attention reason ends with the command that clears it, once the cause is fixed. */
+function withResumeHint(reason: string, mailboxId: string): string {
+  return /cxsync resume/.test(reason) ? reason : `${reason}; then run: cxsync resume ${mailboxId}`;
 }
 
 export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void> {
@@ -82,6 +91,8 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
   /** The running cycle failed (needs-attention) and is only being closed: it will not count as completed. */
   let cycleFailing = false;
   let removed = false;
+  /** The running cycle's scope: a pause or remove cancels it, so activities stop within seconds (patched below). */
+  let cycleScope: CancellationScope | undefined;
   // The policy's active hours (UTC windows computed by loadMailbox): a scheduled cycle waits for the next window.
   // sync-now is not limited. Behind a patch: replaying a history recorded before active hours existed must not
   // start a timer where the old code started none.
@@ -93,14 +104,19 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
   setHandler(pauseSignal, (reason?: string) => {
     s.paused = true;
     s.pausedReason = reason ?? null;
+    cycleScope?.cancel();
   });
   setHandler(resumeSignal, () => {
+    // An operator who resumes after fixing a cause expects the sync to move now, not at the next scheduled time.
+    if ((s.paused || s.needsAttentionReason || s.typeAttention) && patched('cxsync-resume-syncs')) s.syncRequested = true;
     s.paused = false;
     s.pausedReason = null;
     s.needsAttentionReason = null;
+    delete s.typeAttention;
   });
   setHandler(removeSignal, () => {
     removed = true;
+    cycleScope?.cancel();
   });
   setHandler(syncNowSignal, () => {
     if (!s.paused) s.syncRequested = true;
@@ -121,14 +137,16 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
       },
     },
   );
+  const typesStopped = () => Object.keys(s.typeAttention ?? {}).length > 0;
   setHandler(statusQuery, (): MailboxStatus => ({
     mailbox: mailboxId,
-    state: s.needsAttentionReason ? 'needs-attention' : s.paused ? 'paused' : syncing ? 'syncing' : 'idle',
+    state: s.needsAttentionReason || typesStopped() ? 'needs-attention' : s.paused ? 'paused' : syncing ? 'syncing' : 'idle',
     pausedReason: s.pausedReason,
     needsAttentionReason: s.needsAttentionReason,
     lastCycle: s.lastCycle,
     nextCycleAt: s.paused || s.needsAttentionReason || nextCycleAt === null ? null : new Date(nextCycleAt).toISOString(),
     cyclesCompleted: s.cyclesCompleted,
+    ...(typesStopped() ? { typesNeedingAttention: { ...s.typeAttention } } : {}),
   }));
 
   const config = await fast.loadMailbox(mailboxId);
@@ -155,7 +173,15 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
   // Read again after the wait: a setting changed while this run waited applies to this cycle.
   const current = await fast.loadMailbox(mailboxId);
   if (!current.exists) return;
-  s.lastCycle = await runCycle(mailboxId, current.recordTypes, current.batchSize, s, () => s.paused || removed, () => (cycleFailing = true));
+  // Behind a patch: histories recorded before pause cancelled the cycle, and before a record type could stop on
+  // its own, replay without the new scope and its commands.
+  if (patched('cxsync-no-silent-failure')) {
+    const types = current.recordTypes.filter((t) => !s.typeAttention?.[t]);
+    s.lastCycle = await runCancellableCycle(mailboxId, types, current.batchSize, s, (scope) => (cycleScope = scope), () => (cycleFailing = true));
+    cycleScope = undefined;
+  } else {
+    s.lastCycle = await runCycle(mailboxId, current.recordTypes, current.batchSize, s, () => s.paused || removed, () => (cycleFailing = true));
+  }
   syncing = false;
   cycleFailing = false;
   windows = current.activeWindows;
@@ -204,4 +230,60 @@ async function runCycle(
     s.needsAttentionReason = reason;
     return await fast.finishCycle({ mailboxId, cycleId, outcome: 'failed', detail: reason });
   }
+}
+
+/**
+ * One cycle in a cancellable scope (a pause or remove cancels it: the running activity stops at its next
+ * heartbeat, a retry waiting for its backoff is dropped), where a record type whose permission was refused stops
+ * alone and the others go on. Transient failures are retried by Temporal until the mailbox's retry budget is
+ * spent, when the activity itself turns them into needs-attention (activities/health.ts).
+ */
+async function runCancellableCycle(
+  mailboxId: string,
+  recordTypes: RecordType[],
+  batchSize: number,
+  s: CarriedState,
+  setScope: (scope: CancellationScope) => void,
+  failing: () => void,
+): Promise<CycleSummary> {
+  const { cycleId } = await fast.startCycle(mailboxId);
+  s.workRemaining = false;
+  const scope = new CancellationScope();
+  setScope(scope);
+  const close = (outcome: 'completed' | 'interrupted' | 'failed', detail?: string) =>
+    CancellationScope.nonCancellable(() => fast.finishCycle({ mailboxId, cycleId, outcome, ...(detail ? { detail } : {}) }));
+  try {
+    await scope.run(async () => {
+      for (const recordType of recordTypes) {
+        const step: TypeStep = { mailboxId, cycleId, recordType };
+        try {
+          await long.pullExchange(step);
+          await long.pullCrm(step);
+          await long.plan(step);
+          for (;;) {
+            const r = await long.applyBatch({ ...step, limit: batchSize });
+            if (r.workRemaining) s.workRemaining = true;
+            if (r.remaining === 0) break;
+          }
+          const committed = await fast.commitType(step);
+          if (committed?.workRemaining) s.workRemaining = true;
+        } catch (err) {
+          const reason = needsAttentionMessage(err, TYPE_NEEDS_ATTENTION);
+          if (reason === undefined) throw err;
+          (s.typeAttention ??= {})[recordType] = withResumeHint(reason, mailboxId);
+        }
+      }
+    });
+  } catch (err) {
+    if (isCancellation(err)) return await close('interrupted', s.paused ? 'paused' : 'cancelled');
+    const reason = needsAttentionMessage(err);
+    if (reason === undefined) throw err;
+    failing();
+    s.needsAttentionReason = withResumeHint(reason, mailboxId);
+    return await close('failed', s.needsAttentionReason);
+  }
+  // The cycle ran for every type it could: it counts as completed (sync-now waits on it), and names the types
+  // that stopped; the status shows them as needs-attention.
+  const stopped = Object.entries(s.typeAttention ?? {}).filter(([t]) => recordTypes.includes(t as RecordType));
+  return await close('completed', stopped.length ? `stopped until resume: ${stopped.map(([t, r]) => `${t}: ${r}`).join('; ')}` : undefined);
 }

@@ -12,7 +12,49 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { mailboxWorkflowId } from '../../src/workflows/mailbox';
 import { eventually, startStack } from '../helpers/stack';
 
+/**
+ * `mailbox-failure-handling`: a run through the paths behind the 'cxsync-no-silent-failure' and
+ * 'cxsync-resume-syncs' patches: a To Do 403 that stops tasks alone, a pause that cancels the apply step of a
+ * running cycle, a resume that starts a cycle at once, and continue-as-new.
+ */
+async function failureHandling(): Promise<void> {
+  const s = await startStack();
+  try {
+    const upn = 'replay-failures@contoso.com';
+    const owner = await s.addUser(upn, 'Replay Failures');
+    const values = Array.from({ length: 30 }, (_, i) => sql`(${owner}::uuid, ${'Slow' + i}, 'Replay')`);
+    await sql`insert into crm.contacts (owner_id, first_name, last_name) values ${sql.join(values)}`.execute(s.db);
+    s.emulator.admin.injectFault(upn, { status: 403, count: 1_000_000, pathPattern: '/todo/' });
+    s.emulator.admin.setLatency(upn, 1000);
+    await s.operator.enroll(upn);
+    const handle = s.temporal.client.workflow.getHandle(mailboxWorkflowId(upn));
+    const firstRunId = (await handle.describe()).runId;
+    await eventually(() => s.operator.status(upn), (st) => st.activity?.step === 'applyBatch', { what: 'the apply step', timeoutMs: 120_000 });
+    await s.operator.pause(upn, 'recording');
+    await eventually(() => s.operator.status(upn), (st) => st.state === 'paused' && !st.activity, { what: 'paused, nothing running' });
+    s.emulator.admin.clearFaults(upn);
+    s.emulator.admin.injectFault(upn, { status: 403, count: 1_000_000, pathPattern: '/todo/' });
+    await s.operator.resume(upn);
+    // Run 1: the cycle cancelled by the pause. Run 2: the resume, the cycle it starts, tasks stopped by the 403.
+    const first = s.temporal.client.workflow.getHandle(mailboxWorkflowId(upn), firstRunId);
+    await eventually(async () => (await first.describe()).status.name, (n) => n === 'CONTINUED_AS_NEW', { what: 'continue-as-new', timeoutMs: 120_000 });
+    const secondRunId = (await handle.describe()).runId;
+    await eventually(() => s.operator.status(upn), (st) => !!st.typesNeedingAttention?.task, { what: 'tasks stopped', timeoutMs: 180_000 });
+    const second = s.temporal.client.workflow.getHandle(mailboxWorkflowId(upn), secondRunId);
+    await eventually(async () => (await second.describe()).status.name, (n) => n === 'CONTINUED_AS_NEW', { what: 'second continue-as-new', timeoutMs: 120_000 });
+    for (const [h, name] of [[first, 'mailbox-pause-cancels'], [second, 'mailbox-type-attention']] as const) {
+      const history = await h.fetchHistory();
+      const out = path.join(__dirname, 'histories', `${name}.json`);
+      fs.writeFileSync(out, historyToJSON(history));
+      console.log(`wrote ${out} (${history.events?.length} events)`);
+    }
+  } finally {
+    await s.teardown();
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'mailbox-failure-handling') return failureHandling();
   const s = await startStack();
   try {
     const upn = 'replay@contoso.com';

@@ -67,6 +67,10 @@ describe('errors inside a $batch', () => {
     assert.equal(classifySubResponse({ status: 404, body: { error: { code: 'ErrorItemNotFound', message: '' } } }).kind, 'not-found');
     assert.equal(classifySubResponse({ status: 0 }).kind, 'transient');
     assert.equal(classifySubResponse({ status: 504 }).kind, 'transient');
-    assert.equal(classifySubResponse({ status: 403, body: { error: { code: 'ErrorAccessDenied', message: '' } } }).kind, 'mailbox');
+    // A refused permission stops its record type; a mailbox that does not exist or is not enabled stops the mailbox.
+    assert.equal(classifySubResponse({ status: 403, body: { error: { code: 'ErrorAccessDenied', message: '' } } }).kind, 'forbidden');
+    assert.equal(classifySubResponse({ status: 404, body: { error: { code: 'MailboxNotEnabledForRESTAPI', message: '' } } }).kind, 'mailbox');
+    assert.equal(classifySubResponse({ status: 404, body: { error: { code: 'ErrorInvalidUser', message: '' } } }).kind, 'mailbox');
+    assert.equal(classifySubResponse({ status: 401, body: { error: { code: 'InvalidAuthenticationToken', message: '' } } }).kind, 'credentials');
   });
 });

@@ -57,7 +57,9 @@ function show(op: Op): string {
   }
 }
 const shows = (ops: Op[]) => ops.map(show);
-const writeOf = (op: Op): [Side, WriteKind] | undefined => (op.kind === 'create' || op.kind === 'update' || op.kind === 'delete' ? [op.side, op.kind] : undefined);
+// A restore writes a deleted CRM record back under its own id: prevent.crm.create governs it, as a re-create.
+const writeOf = (op: Op): [Side, WriteKind] | undefined =>
+  op.kind === 'update' && op.restore ? [op.side, 'create'] : op.kind === 'create' || op.kind === 'update' || op.kind === 'delete' ? [op.side, op.kind] : undefined;
 const prevent = (side: Side, kind: WriteKind): ReconcilePolicy['prevent'] => ({ [side]: { [kind]: true } });
 
 describe('reconcile: prevent flags', () => {

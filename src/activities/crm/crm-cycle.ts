@@ -4,7 +4,9 @@
  * record still being in the mailbox's scope. A failed precondition never writes: the item goes back to the next
  * plan, as a 412 does on the Exchange side.
  */
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
+import { TemporalFailure } from '@temporalio/common';
+import { errorSummary } from '../health';
 import type { Db } from '../../db/connection';
 import { REPLAN_PREFIX } from '../../db/exchange-state';
 import type { Database } from '../../db/schema';
@@ -151,6 +153,36 @@ export async function applyLocalOp(ctx: CrmStepContext, tx: Transaction<Database
   }
   await store.finishOperation(tx, op.id, 'done');
   return true;
+}
+
+/**
+ * One CRM or mapping operation in a savepoint of the caller's transaction: an error about this operation (a
+ * CRM write that throws: a constraint, a trigger, a status that cannot map) is rolled back alone and counted,
+ * and the others of the chunk go on. Below `attempts` the operation stays pending for the next apply; at the
+ * limit it is marked failed with the error (class, SQLSTATE, constraint: no record content) and logged, so a
+ * poison item never stops the mailbox (`cxsync retry` sets it back to pending). An error the savepoint cannot
+ * survive (the connection is gone) fails the activity, which Temporal retries.
+ */
+export async function applyLocalGuarded(ctx: CrmStepContext, tx: Transaction<Database>, op: OperationRow, attempts: number): Promise<'applied' | 'replanned' | 'pending' | 'failed'> {
+  await sql`savepoint cxsync_op`.execute(tx);
+  try {
+    const applied = await applyLocalOp(ctx, tx, op);
+    await sql`release savepoint cxsync_op`.execute(tx);
+    return applied ? 'applied' : 'replanned';
+  } catch (err) {
+    if (err instanceof TemporalFailure) throw err; // lease lost, cancelled: not about this operation
+    await sql`rollback to savepoint cxsync_op`.execute(tx);
+    const why = errorSummary(err);
+    const failures = await ctx.store.addOperationFailure(tx, op.id, why);
+    if (failures < attempts) return 'pending';
+    await ctx.store.finishOperation(tx, op.id, 'failed', why);
+    await ctx.store.log(tx, {
+      mailboxId: ctx.mailboxId, cycleId: ctx.cycleId, level: 'error', recordType: ctx.recordType, side: op.side === 'crm' ? 'crm' : undefined,
+      itemId: op.crm_id ?? op.exchange_id ?? undefined,
+      message: `${op.kind} failed after ${failures} attempts: ${why}; fix the cause, then run cxsync retry ${ctx.mailboxId}`,
+    });
+    return 'failed';
+  }
 }
 
 /**

@@ -90,8 +90,9 @@ export async function sendBatch(client: Client, mailbox: string, requests: Graph
     });
     recordBatchOperations(answers.map((a) => a.status));
   } catch (err) {
+    // Every request of the batch gets the batch's answer (a 401/403 or a token refused included), so each caller
+    // classifies it as it classifies one item's answer, with its record type (a 403 stops that type only).
     const g = classifyGraphError(err);
-    if (g.kind === 'mailbox') throw err;
     const headers: Record<string, string> = g.retryAfterMs !== undefined ? { 'retry-after': String(Math.ceil(g.retryAfterMs / 1000)) } : {};
     const status = g.status > 0 ? g.status : 0;
     answers = requests.map(() => ({ status, headers, body: { error: { code: g.code || 'BatchFailed', message: g.message } } }));

@@ -3,7 +3,7 @@
  * `classifyGraphError` and acts on the kind, never on raw status codes.
  */
 import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
-import { MAILBOX_NEEDS_ATTENTION } from '../../domain/status';
+import { MAILBOX_NEEDS_ATTENTION, TYPE_NEEDS_ATTENTION, type RecordType } from '../../domain/status';
 
 export type GraphErrorKind =
   | 'throttled' //          429: retry after Retry-After
@@ -12,7 +12,9 @@ export type GraphErrorKind =
   | 'not-found' //          404 on an item
   | 'precondition-failed' //412: the item changed since we read it
   | 'bad-item' //           400 on an item's data: log and skip the item
-  | 'mailbox' //            401/403, unknown mailbox: the mailbox needs an operator
+  | 'credentials' //        the app's secret or certificate is refused, the app is disabled or unknown (MSAL/AADSTS), 401
+  | 'forbidden' //          403: this app may not use this resource (a record type's permission or consent)
+  | 'mailbox' //            the mailbox does not exist or is not enabled for REST: the mailbox needs an operator
   | 'unknown';
 
 export interface ClassifiedGraphError {
@@ -62,14 +64,16 @@ export function classifyGraphError(err: unknown): ClassifiedGraphError {
   }
   const c = code.toLowerCase();
   const base = { status, code, message };
+  if (c === CREDENTIALS_ERROR.toLowerCase() || status === 401 || c === 'invalidauthenticationtoken') return { ...base, kind: 'credentials' };
   if (status === 429 || c === 'toomanyrequests' || c === 'applicationthrottled') {
     return { ...base, kind: 'throttled', retryAfterMs: parseRetryAfter(header(e.headers, 'Retry-After')) };
   }
   if (status === 410 || c === 'syncstatenotfound' || c === 'syncstateinvalid' || c === 'resyncrequired') return { ...base, kind: 'sync-state-expired' };
   if (status === 412 || c === 'errorirresolvableconflict') return { ...base, kind: 'precondition-failed' };
-  if (status === 401 || status === 403 || c === 'errorinvaliduser' || c === 'mailboxnotenabledforrestapi' || c === 'erroraccessdenied' || c === 'invalidauthenticationtoken') {
+  if (c === 'errorinvaliduser' || c === 'mailboxnotenabledforrestapi' || c === 'errormailboxnotenabledforrestapi' || (c === 'resourcenotfound' && /user|mailbox/i.test(message))) {
     return { ...base, kind: 'mailbox' };
   }
+  if (status === 403 || c === 'erroraccessdenied' || c === 'accessdenied' || c === 'authorization_requestdenied') return { ...base, kind: 'forbidden' };
   if (status === 404) return { ...base, kind: 'not-found' };
   if (status === 400 || status === 413 || status === 422) return { ...base, kind: 'bad-item' };
   if (status >= 500 || status === -1 || status === 408) {
@@ -79,14 +83,66 @@ export function classifyGraphError(err: unknown): ClassifiedGraphError {
 }
 
 
+/** The name (Graph client: `code`) of errors getToken raises when Microsoft identity refuses the app itself. */
+export const CREDENTIALS_ERROR = 'CredentialsError';
+
+/** The error getToken throws for a credentials problem: the Graph client reports its name as the error code. */
+export function credentialsError(p: CredentialProblem): Error {
+  const err = new Error(`${p.aadsts ?? p.oauthError ?? 'credentials'}: ${p.what}: ${p.fix}`);
+  err.name = CREDENTIALS_ERROR;
+  return err;
+}
+
+/** The application permission each record type needs (Microsoft Graph permissions reference). */
+const PERMISSION: Record<RecordType, string> = { contact: 'Contacts.ReadWrite', event: 'Calendars.ReadWrite', task: 'Tasks.ReadWrite.All' };
+const NOUN: Record<RecordType, string> = { contact: 'contacts', event: 'calendar', task: 'To Do lists' };
+
+/**
+ * The needs-attention failure for an error retrying cannot fix, or undefined for any other. Credentials and a
+ * missing mailbox stop the mailbox; a refused permission stops only its record type (a 403 on To Do must not stop
+ * contacts). Messages carry the status, the Graph code and what to do, never Graph's free text (it can echo
+ * record content into the workflow history).
+ */
+export function attentionFailure(g: ClassifiedGraphError, what: string, recordType?: RecordType): ApplicationFailure | undefined {
+  const graph = `Graph ${g.status > 0 ? `${g.status} ` : ''}${g.code}`.trim();
+  switch (g.kind) {
+    case 'credentials':
+      return ApplicationFailure.create({
+        type: MAILBOX_NEEDS_ATTENTION,
+        nonRetryable: true,
+        message: g.code === CREDENTIALS_ERROR
+          ? `${what}: Microsoft identity refused the app (${g.message})`
+          : `${what}: ${graph}: the access token was refused: check the app registration (client id, tenant, secret or certificate) and this host's clock`,
+      });
+    case 'mailbox':
+      return ApplicationFailure.create({
+        type: MAILBOX_NEEDS_ATTENTION,
+        nonRetryable: true,
+        message: `${what}: ${graph}: the mailbox does not exist or is not enabled for Microsoft Graph: check the address, that the user has an Exchange Online mailbox and licence`,
+      });
+    case 'forbidden':
+      return ApplicationFailure.create({
+        type: recordType ? TYPE_NEEDS_ATTENTION : MAILBOX_NEEDS_ATTENTION,
+        nonRetryable: true,
+        message: recordType
+          ? `${what}: ${graph}: the app may not use this mailbox's ${NOUN[recordType]}: grant the application permission ${PERMISSION[recordType]} with admin consent (and include the mailbox in any application access policy)`
+          : `${what}: ${graph}: the app may not use this mailbox: check its application permissions, admin consent and any application access policy`,
+      });
+    default:
+      return undefined;
+  }
+}
+
 /**
  * Turns a Graph error that is not about one item into what Temporal should do: a Retry-After becomes the
- * next retry delay; a mailbox-level refusal stops retrying and puts the mailbox in needs-attention.
+ * next retry delay; an error retrying cannot fix stops retrying and puts the mailbox (or the record type) in
+ * needs-attention (attentionFailure).
  */
-export function toActivityFailure(err: unknown, what: string, opts: { progressed?: boolean } = {}): Error {
+export function toActivityFailure(err: unknown, what: string, opts: { progressed?: boolean; recordType?: RecordType } = {}): Error {
   const g = classifyGraphError(err);
-  const msg = `${what}: Graph ${g.status} ${g.code || ''} ${g.message}`.replace(/\s+/g, ' ').trim();
-  if (g.kind === 'mailbox') return ApplicationFailure.create({ message: msg, type: MAILBOX_NEEDS_ATTENTION, nonRetryable: true });
+  const attention = attentionFailure(g, what, opts.recordType);
+  if (attention) return attention;
+  const msg = `${what}: Graph ${g.status} ${g.code || ''}`.replace(/\s+/g, ' ').trim();
   // Throttling is expected pacing, not a fault: BENIGN keeps it out of the worker's warnings and failure metrics.
   if (g.kind === 'throttled') return ApplicationFailure.create({ message: msg, type: `Graph${g.status}`, nextRetryDelay: Math.max(1, g.retryAfterMs ?? 1000), category: ApplicationFailureCategory.BENIGN });
   if (g.retryAfterMs !== undefined) return ApplicationFailure.create({ message: msg, type: `Graph${g.status}`, nextRetryDelay: Math.max(1, g.retryAfterMs) });

@@ -17,7 +17,7 @@ import { MAILBOX_NEEDS_ATTENTION, type RecordType } from '../../domain/status';
 import type { ExchangeDeltaItem, ExchangeItem, RecordTypeAdapter } from '../record-types/adapter';
 import { runBatched, type BatchOutcome, type GraphSubRequest } from './batch';
 import { ensureMasterCategory } from './categories';
-import { classifyGraphError, toActivityFailure, type ClassifiedGraphError } from './errors';
+import { attentionFailure, classifyGraphError, toActivityFailure, type ClassifiedGraphError } from './errors';
 
 type LogLevel = 'error' | 'warn' | 'info' | 'verbose';
 
@@ -34,6 +34,8 @@ export interface ExchangeStepContext {
   containerId: string;
   log(level: LogLevel, message: string, extra?: { side?: string; itemId?: string }): Promise<void>;
   beat(details?: unknown): void;
+  /** Attempts an operation gets when errors are about it (a 409, or a 5xx while its batch's others succeed); default 5. */
+  operationAttempts?: number;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -70,7 +72,7 @@ class TransientFailures {
    */
   toFailure(what: string, progressed = false): ApplicationFailure {
     const e = this.first;
-    const message = `${what}: ${this.count} operation(s) met transient Graph errors${e ? ` (first: ${e.status} ${e.code} ${e.message})` : ''}; done ones are saved, the rest is retried`;
+    const message = `${what}: ${this.count} operation(s) met transient Graph errors${e ? ` (first: ${e.status} ${e.code})` : ''}; done ones are saved, the rest is retried`;
     const delay = this.retryAfterMs ?? (progressed ? PROGRESS_RETRY_MS : undefined);
     return ApplicationFailure.create({
       message,
@@ -82,13 +84,24 @@ class TransientFailures {
   }
 }
 
-function needsAttention(e: ClassifiedGraphError, what: string): ApplicationFailure {
-  return ApplicationFailure.create({ message: `${what}: Graph ${e.status} ${e.code} ${e.message}`, type: MAILBOX_NEEDS_ATTENTION, nonRetryable: true });
+/** True for errors retrying cannot fix (credentials, a refused permission, a missing mailbox): see errors.ts. */
+const needsOperator = (e: ClassifiedGraphError) => e.kind === 'credentials' || e.kind === 'forbidden' || e.kind === 'mailbox';
+
+function needsAttention(e: ClassifiedGraphError, what: string, recordType: RecordType): ApplicationFailure {
+  return attentionFailure(e, what, recordType) ?? ApplicationFailure.create({ message: `${what}: Graph ${e.status} ${e.code}`, type: MAILBOX_NEEDS_ATTENTION, nonRetryable: true });
 }
 
 /** Heartbeats every few seconds while `fn` runs: waits for the mailbox's budget can outlast the heartbeat timeout. */
 export async function keepAlive<T>(beat: (details?: unknown) => void, fn: () => Promise<T>): Promise<T> {
-  const timer = setInterval(() => beat(), 5_000);
+  // A beat that throws (lease lost, cancelled) must not throw inside the timer, where nothing catches it and the
+  // worker process would die: it stops the timer, and the work stops at its own next beat.
+  const timer = setInterval(() => {
+    try {
+      beat();
+    } catch {
+      clearInterval(timer);
+    }
+  }, 5_000);
   try {
     return await fn();
   } finally {
@@ -163,7 +176,14 @@ export async function pullExchangeStep(ctx: ExchangeStepContext, limit: number):
         link = undefined;
         continue;
       }
-      throw toActivityFailure(err, `reading the ${recordType} delta of ${upn}`, { progressed: pulled > 0 });
+      if (classifyGraphError(err).kind === 'not-found') {
+        // The folder, calendar or list was deleted in the mailbox: its id answers 404 for ever. Forget it, so the
+        // retry creates it again and a full round matches what is left by marker (docs/OPERATIONS.md).
+        await ctx.log('warn', `the ${recordType} container was deleted in the mailbox: it is created again and a full round matches the items cxsync syncs by their markers`, { side: 'exchange' });
+        await store.updateCursor(ctx.db, mailboxId, recordType, { exchange_folder_id: null, next_link: null, delta_link: null, pending_delta_link: null });
+        throw ApplicationFailure.create({ message: `the ${recordType} container of ${upn} was deleted; it is created again`, type: 'ContainerDeleted', nextRetryDelay: 1000 });
+      }
+      throw toActivityFailure(err, `reading the ${recordType} delta of ${upn}`, { progressed: pulled > 0, recordType });
     }
     let items = await completePartialItems(ctx, page.items);
     if (fullSince) {
@@ -211,7 +231,7 @@ async function beginFullRound(ctx: ExchangeStepContext, restart: boolean): Promi
   try {
     marked = await adapter.markedItems(upn, containerId);
   } catch (err) {
-    throw toActivityFailure(err, `listing the ${recordType} items cxsync created in ${upn}`);
+    throw toActivityFailure(err, `listing the ${recordType} items cxsync created in ${upn}`, { recordType });
   }
   if (marked.length === 0) return startedAt;
   const withCrm = marked.filter((m) => m.marker.crmId);
@@ -264,11 +284,11 @@ async function readItems(ctx: ExchangeStepContext, ids: string[], what: string):
       for (const o of outs) {
         if (!o.error) out.set(o.key, adapter.itemOf(o.response.body));
         else if (o.error.kind === 'not-found') out.set(o.key, null);
-        else if (o.error.kind === 'mailbox') throw needsAttention(o.error, what);
+        else if (needsOperator(o.error)) throw needsAttention(o.error, what, ctx.recordType);
         else if (o.error.kind === 'throttled' || o.error.kind === 'transient' || o.error.kind === 'unknown') {
           transient.add(o.error);
           failed.push(o.key);
-        } else throw toActivityFailure({ statusCode: o.error.status, code: o.error.code, message: o.error.message }, what);
+        } else throw toActivityFailure({ statusCode: o.error.status, code: o.error.code, message: o.error.message }, what, { recordType: ctx.recordType });
       }
       ctx.beat({ read: out.size });
     });
@@ -371,7 +391,7 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
       await ensureMasterCategory(adapter.graph, upn, category);
     } catch (err) {
       const g = classifyGraphError(err);
-      if (g.kind !== 'bad-item') throw toActivityFailure(err, `creating the category ${category.name} in ${upn}`);
+      if (g.kind !== 'bad-item') throw toActivityFailure(err, `creating the marking category in ${upn}`, { recordType });
       // A colour Graph refuses must not stop the sync: items still carry the category, without colour.
       await ctx.log('warn', `category ${category.name} could not be added to the master list: ${g.code} ${g.message}`, { side: 'exchange' });
     }
@@ -398,11 +418,13 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
     });
     result.applied++;
   };
-  const itemFailed = async (op: OperationRow, e: ClassifiedGraphError) => {
-    const message = `Graph ${e.status} ${e.code}: ${e.message}`;
+  // Graph's own message text is left out: it can echo the item's values into the log and the history.
+  const itemFailed = async (op: OperationRow, e: ClassifiedGraphError, attempts?: number) => {
+    const message = `Graph ${e.status} ${e.code}`.trim();
+    const retry = attempts ? ` after ${attempts} attempts; fix the cause, then run cxsync retry ${mailboxId}` : '';
     effects.push(async (tx) => {
       await store.finishOperation(tx, op.id, 'failed', message);
-      await store.log(tx, { mailboxId, cycleId, level: 'error', recordType, side: 'exchange', itemId: op.crm_id ?? op.exchange_id ?? undefined, message: `${op.kind} failed: ${message}` });
+      await store.log(tx, { mailboxId, cycleId, level: 'error', recordType, side: 'exchange', itemId: op.crm_id ?? op.exchange_id ?? undefined, message: `${op.kind} failed${retry}: ${message}` });
     });
     result.failed++;
   };
@@ -450,7 +472,15 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
   const handle = async (w: Work, o: BatchOutcome<Work>): Promise<'stop' | void> => {
     const { op } = w;
     const e = o.error;
-    if (e?.kind === 'mailbox') {
+    // An error about this item, not the service (a 409, a 423, another 4xx Graph does not document for writes):
+    // counted, and at the limit the operation fails alone instead of failing the activity on every attempt. 5xx
+    // are not counted: a faulty Graph fails items at random, and an unlucky item must not be dropped for it (the
+    // mailbox's retry budget covers a 5xx that never heals).
+    if (e && e.kind === 'unknown') {
+      const failures = await store.addOperationFailure(db, op.id, `Graph ${e.status} ${e.code}`.trim());
+      if (failures >= (ctx.operationAttempts ?? 5)) return void (await itemFailed(op, e, failures));
+    }
+    if (e && needsOperator(e)) {
       attention ??= e; // raised once the batch's other answers are saved
       return 'stop';
     }
@@ -555,7 +585,7 @@ export async function applyExchangeOps(ctx: ExchangeStepContext, ops: OperationR
       await state.markAttempts(creates.map((w) => w.op.id));
       for (const w of creates) w.op.attempts++;
     });
-    if (attention) throw needsAttention(attention, what);
+    if (attention) throw needsAttention(attention, what, recordType);
     work = [...next.splice(0), ...run.unsent.map((u) => u.key)];
     if (paged) pagingRounds++;
     paged = false;

@@ -19,6 +19,7 @@ import {
 import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
 import type { GraphSettings } from '../../config';
 import { GraphMetricsHandler } from '../metrics';
+import { classifyCredentialError, credentialsError } from './errors';
 
 /** A fetch that trusts the system roots plus the configured extra CA, kept per CA so sockets are reused. */
 const dispatchers = new Map<string, Dispatcher>();
@@ -98,7 +99,15 @@ export function graphConnection(settings: GraphSettings, caPem?: string): GraphC
   const msal = new ConfidentialClientApplication(msalConfig);
   const scope = `${new URL(settings.baseUrl).origin}/.default`;
   const getToken = async (): Promise<string> => {
-    const result = await msal.acquireTokenByClientCredential({ scopes: [scope] });
+    let result;
+    try {
+      result = await msal.acquireTokenByClientCredential({ scopes: [scope] });
+    } catch (err) {
+      // A refused secret or certificate reaches the sync through the Graph client as status -1 ("network"):
+      // named here, it becomes needs-attention instead of being retried for ever (errors.ts).
+      const p = classifyCredentialError(err);
+      throw p ? credentialsError(p) : err;
+    }
     if (!result?.accessToken) throw new Error('Microsoft identity platform returned no access token');
     return result.accessToken;
   };

@@ -13,6 +13,7 @@ import * as m0007 from './0007_crm_restore_guard';
 import * as m0008 from './0008_event_exception_inherits';
 import * as m0009 from './0009_event_invitations';
 import * as m0010 from './0010_retention';
+import * as m0011 from './0011_failure_handling';
 import * as m0012 from './0012_sync_lag_index';
 
 const migrations: Record<string, Migration> = {
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '0008_event_exception_inherits': m0008,
   '0009_event_invitations': m0009,
   '0010_retention': m0010,
+  '0011_failure_handling': m0011,
   '0012_sync_lag_index': m0012,
 };
 
