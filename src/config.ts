@@ -5,6 +5,8 @@
 import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseCodecKeys } from './security/codec';
+import { resolveTemporalConnection } from './security/temporal-connection';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveSeconds = z.coerce.number().int().min(1).max(7 * 24 * 3600);
@@ -27,6 +29,18 @@ const schema = z
     TEMPORAL_TASK_QUEUE: z.string().min(1).default('cxsync'),
     TEMPORAL_UI_PORT: port.default(8233),
     TEMPORAL_CLI_PATH: z.string().min(1).optional(),
+    // Secured Temporal (TLS, mTLS, API key), named as in Temporal's client environment configuration.
+    TEMPORAL_API_KEY: z.string().min(1).optional(),
+    TEMPORAL_TLS: z.enum(['true', 'false'], { errorMap: () => ({ message: 'must be true or false' }) }).optional(),
+    TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().min(1).optional(),
+    TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().min(1).optional(),
+    TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().min(1).optional(),
+    TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+    // Payload encryption: id:base64key[,id:base64key…] and the id new payloads are sealed with (src/security/codec.ts).
+    CXSYNC_CODEC_KEYS: z.string().min(1).optional(),
+    CXSYNC_CODEC_KEY_ID: z.string().min(1).optional(),
+    CXSYNC_CODEC_CORS_ORIGINS: z.string().min(1).default('http://localhost:8233,http://localhost:8080'),
+    CXSYNC_CODEC_AUTH_TOKEN: z.string().min(16, 'must be at least 16 characters (openssl rand -hex 24)').optional(),
     GRAPH_BASE_URL: z.string().url('must be an absolute https URL such as https://graph.microsoft.com/v1.0').optional(),
     GRAPH_AUTHORITY_HOST: z.string().url('must be an absolute https URL such as https://login.microsoftonline.com').optional(),
     GRAPH_TENANT_ID: z.string().min(1).optional(),
@@ -58,6 +72,12 @@ const schema = z
   .superRefine((env, ctx) => {
     if (env.CXSYNC_METRICS_ADDRESS !== 'off' && parseIpPort(env.CXSYNC_METRICS_ADDRESS)?.port === parseIpPort(env.CXSYNC_TEMPORAL_METRICS_ADDRESS)?.port) {
       ctx.addIssue({ code: 'custom', path: ['CXSYNC_TEMPORAL_METRICS_ADDRESS'], message: 'must use another port than CXSYNC_METRICS_ADDRESS: they are two endpoints' });
+    }
+    for (const p of [...parseCodecKeys(env.CXSYNC_CODEC_KEYS, env.CXSYNC_CODEC_KEY_ID).problems, ...resolveTemporalConnection(env).problems]) {
+      ctx.addIssue({ code: 'custom', path: [p.variable], message: p.message });
+    }
+    for (const o of env.CXSYNC_CODEC_CORS_ORIGINS.split(',').map((x) => x.trim()).filter(Boolean)) {
+      if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) ctx.addIssue({ code: 'custom', path: ['CXSYNC_CODEC_CORS_ORIGINS'], message: `${o} is not an origin (scheme://host[:port], no path), e.g. http://localhost:8233` });
     }
     const real = env.GRAPH_TENANT_ID ?? env.GRAPH_CLIENT_ID;
     if (real) {

@@ -19,6 +19,7 @@ import { forget, formatForget } from './forget';
 import { runDev } from './dev';
 import { runEmulator } from './emulator-command';
 import { runWorker } from '../worker/main';
+import { runCodecServer } from '../security/codec-server';
 import { purgeTombstones } from '../activities/crm/feed-guard';
 
 let env: Env | undefined;
@@ -520,6 +521,19 @@ first; otherwise the next cycle that reads their records stores the address agai
     .description('run the HTTPS Microsoft Graph emulator on its own (port CXSYNC_EMULATOR_PORT)')
     .action(async () => {
       await runEmulator(config(), (l) => out(l));
+    });
+
+  program
+    .command('codec-server')
+    .description('decode encrypted payloads for the Temporal UI and CLI (needs CXSYNC_CODEC_KEYS; docs/DEPLOYMENT.md, "Payload encryption")')
+    .addOption(new Option('--port <port>', 'port to listen on').default(8888).argParser((v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('it must be a port number (0-65535).');
+      return n;
+    }))
+    .option('--host <address>', 'address to listen on (0.0.0.0: every interface)', '127.0.0.1')
+    .action(async (opts: { port: number; host: string }) => {
+      await runCodecServer(config(), opts, (l) => out(l));
     });
 
   return program;

@@ -5,13 +5,20 @@ import { checkDb, openDb, type Db } from '../db/connection';
 import { resolveDatabase } from '../db/resolve';
 import { Operator } from './operator';
 import { temporalUnreachableMessage } from '../worker/temporal-unreachable';
+import { dataConverterFor, payloadCodec } from '../security/codec';
+import { refusedCredentialsMessage, temporalConnectionOptions } from '../security/temporal-connection';
+
+/** The CLI's client: the same connection security and payload codec as the worker, from the same environment. */
+export function temporalClient(env: Env, connection: Connection): Client {
+  return new Client({ connection, namespace: env.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(payloadCodec(env)) });
+}
 
 export async function connectTemporal(env: Env): Promise<{ client: Client; connection: Connection }> {
   try {
-    const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS, connectTimeout: '5s' });
-    return { connection, client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }) };
+    const connection = await Connection.connect({ ...temporalConnectionOptions(env), connectTimeout: '5s' });
+    return { connection, client: temporalClient(env, connection) };
   } catch (err) {
-    throw new Error(temporalUnreachableMessage(env.TEMPORAL_ADDRESS, err));
+    throw new Error(refusedCredentialsMessage(env.TEMPORAL_ADDRESS, err) ?? temporalUnreachableMessage(env.TEMPORAL_ADDRESS, err));
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Connection, type Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { dataDir, graphSettings, type Env } from '../config';
 import { checkDb, migrate, openDb } from '../db/connection';
@@ -19,6 +19,9 @@ import { startWorkerMetrics } from '../worker/metrics';
 import { DEMO_EXCHANGE_CONTACTS, DEMO_MAILBOXES, seedDemoCrm } from './demo';
 import { Operator } from './operator';
 import { isListening } from '../util/net';
+import { temporalClient } from './connect';
+import { payloadCodec } from '../security/codec';
+import { temporalConnectionOptions } from '../security/temporal-connection';
 
 
 function emulatorPortInUse(port: number): Error {
@@ -58,9 +61,9 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
     let client: Client;
     let uiUrl: string;
     if (await isListening(host, port)) {
-      const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
+      const connection = await Connection.connect(temporalConnectionOptions(env));
       cleanups.push(() => connection.close());
-      client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
+      client = temporalClient(env, connection);
       uiUrl = `(the Temporal server at ${env.TEMPORAL_ADDRESS} was already running; its UI is wherever it serves it)`;
       say(`Temporal: using the server already listening at ${env.TEMPORAL_ADDRESS}`);
     } else {
@@ -70,9 +73,9 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
         say(`Temporal: starting the dev server (${cli})…`);
         const server = await startDevServer({ cli, ip, port, uiPort: env.TEMPORAL_UI_PORT, dbFile: path.join(dir, 'temporal.db'), namespace: env.TEMPORAL_NAMESPACE });
         cleanups.push(() => server.stop());
-        const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
+        const connection = await Connection.connect(temporalConnectionOptions(env));
         cleanups.push(() => connection.close());
-        client = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
+        client = temporalClient(env, connection);
       } else {
         // No CLI and no Go: the Temporal SDK downloads the CLI (needs internet) and runs it for us.
         say('Temporal: starting the dev server downloaded by the Temporal SDK…');
@@ -80,7 +83,7 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
           server: { executable: { type: 'cached-download' }, ip, port, ui: true, uiPort: env.TEMPORAL_UI_PORT, dbFilename: path.join(dir, 'temporal.db'), namespace: env.TEMPORAL_NAMESPACE },
         });
         cleanups.push(() => testEnv.teardown());
-        client = testEnv.client;
+        client = temporalClient(env, testEnv.connection);
       }
       uiUrl = `http://localhost:${env.TEMPORAL_UI_PORT}`;
     }
@@ -112,7 +115,8 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
       db,
       graph,
       graphCaPem: emulator?.caCertPem,
-      temporal: { connection: undefined, address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE },
+      temporal: { connection: undefined, ...temporalConnectionOptions(env), namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE },
+      codec: payloadCodec(env),
       settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE, retryBudgetSeconds: env.CXSYNC_RETRY_BUDGET_SECONDS, operationAttempts: env.CXSYNC_OPERATION_ATTEMPTS },
       retentionDays: env.CXSYNC_RETENTION_DAYS,
     });

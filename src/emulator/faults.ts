@@ -9,6 +9,8 @@ export interface FaultSpec {
   retryAfterSeconds?: number;
   /** Perform the request, then answer with the fault anyway: a write that succeeded but whose answer was lost. */
   applyThenFail?: boolean;
+  /** The error's message (default "Injected fault <status>."): Graph's messages can echo the values a request sent. */
+  message?: string;
 }
 
 /**

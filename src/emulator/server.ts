@@ -196,7 +196,7 @@ function graphOnce(deps: ServerDeps, req: GraphRequest, rawBody: string | undefi
   if (deps.counts.recent.length > 20_000) deps.counts.recent.splice(0, 10_000);
   const fault = mailboxKey ? deps.faults.take(mailboxKey, req.method, target) : undefined;
   const faultError = fault
-    ? new GraphHttpError(fault.status, faultCode(fault.status), `Injected fault ${fault.status}.`, fault.status === 429 || fault.status === 503 ? { 'Retry-After': String(fault.retryAfterSeconds ?? 1) } : {})
+    ? new GraphHttpError(fault.status, faultCode(fault.status), fault.message ?? `Injected fault ${fault.status}.`, fault.status === 429 || fault.status === 503 ? { 'Retry-After': String(fault.retryAfterSeconds ?? 1) } : {})
     : undefined;
   if (faultError && !fault?.applyThenFail) {
     if (mailboxKey && faultError.status === 429) countThrottled(deps, mailboxKey);

@@ -16,13 +16,19 @@ import { createRetentionActivities } from '../activities/retention-activities';
 import { DEFAULT_RETENTION_DAYS } from '../db/retention-store';
 import { ensureRetentionWorkflow } from './retention';
 import { observeDatabase } from '../activities/metrics';
+import { scrubbingInterceptor } from '../activities/scrub';
+import { dataConverterFor } from '../security/codec';
+import type { PayloadCodec } from '@temporalio/common';
+import type { TemporalConnectionOptions } from '../security/temporal-connection';
 
 export interface WorkerParams {
   db: Db;
   graph: GraphSettings;
   /** PEM to trust for Graph, when not read from graph.caFile (tests pass the emulator's directly). */
   graphCaPem?: string;
-  temporal: { connection?: NativeConnection; address: string; namespace: string; taskQueue: string };
+  temporal: { connection?: NativeConnection; address: string; namespace: string; taskQueue: string } & Pick<TemporalConnectionOptions, 'tls' | 'apiKey'>;
+  /** Payload encryption (src/security/codec.ts); absent: payloads travel as plain JSON. */
+  codec?: PayloadCodec;
   settings: Partial<ActivitySettings>;
   /** Days of sync history kept (CXSYNC_RETENTION_DAYS); the retention workflow prunes what is older. */
   retentionDays?: number;
@@ -48,7 +54,7 @@ export function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workfl
 
 export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; connection: NativeConnection; ownsConnection: boolean }> {
   const ownsConnection = !p.temporal.connection;
-  const connection = p.temporal.connection ?? (await NativeConnection.connect({ address: p.temporal.address }));
+  const connection = p.temporal.connection ?? (await NativeConnection.connect({ address: p.temporal.address, tls: p.temporal.tls, apiKey: p.temporal.apiKey }));
   const graph = graphConnection(p.graph, p.graphCaPem);
   // The fleet gauges (mailboxes by state, sync lag) read this worker's database at each scrape.
   observeDatabase(p.db);
@@ -67,6 +73,9 @@ export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; c
     taskQueue: p.temporal.taskQueue,
     ...workflowSource(),
     activities: { ...activities, ...createRetentionActivities({ db: p.db, retentionDays: p.retentionDays ?? DEFAULT_RETENTION_DAYS }) },
+    // Every activity error passes the scrubber before it becomes a failure in the history (no record content).
+    interceptors: { activity: [scrubbingInterceptor] },
+    dataConverter: dataConverterFor(p.codec),
     maxConcurrentActivityTaskExecutions: 50,
     // On SIGTERM, activities in flight get this long to finish before they are cancelled and retried elsewhere.
     shutdownGraceTime: '30 seconds',

@@ -7,6 +7,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Client } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { sql } from 'kysely';
@@ -67,12 +69,14 @@ export interface Stack {
   teardown(): Promise<void>;
 }
 
-export async function startStack(opts: { emulator?: EmulatorOptions; worker?: Partial<ActivitySettings>; startWorker?: boolean; pageSize?: number } = {}): Promise<Stack> {
+export async function startStack(opts: { emulator?: EmulatorOptions; worker?: Partial<ActivitySettings>; startWorker?: boolean; pageSize?: number; codec?: PayloadCodec } = {}): Promise<Stack> {
   const database = await freshDatabase();
   const emulator = await startGraphEmulator({ port: 0, ...opts.emulator });
   const { env: temporal, address } = await startTemporal();
   const taskQueue = `cxsync-test-${randomBytes(4).toString('hex')}`;
-  const operator = new Operator(temporal.client, database.db, taskQueue);
+  // With payload encryption the operator's client needs the worker's codec, as the CLI has (src/client/connect.ts).
+  const client = opts.codec ? new Client({ connection: temporal.connection, namespace: 'default', dataConverter: { payloadCodecs: [opts.codec] } }) : temporal.client;
+  const operator = new Operator(client, database.db, taskQueue);
   let running: Promise<void> | undefined;
   let tmpCa: string | undefined;
 
@@ -90,6 +94,7 @@ export async function startStack(opts: { emulator?: EmulatorOptions; worker?: Pa
         graph: emulatorGraphSettings(emulator),
         graphCaPem: emulator.caCertPem,
         temporal: { connection: temporal.nativeConnection, address, namespace: 'default', taskQueue },
+        codec: opts.codec,
         settings: { intervalSeconds: 3600, batchSize: 100, ...opts.worker, ...settings },
         pageSize: opts.pageSize,
       });

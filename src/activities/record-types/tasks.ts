@@ -143,7 +143,8 @@ export function tasksAdapter(db: Kysely<Database>, api: TodoApi): RecordTypeAdap
     },
     async createInCrm(tx, mailboxId, id, ownerId, record) {
       const r = await crmTaskWrites.create(tx, mailboxId, id, ownerId, record, await statusMap(mailboxId));
-      if (!r.ok) throw new Error(`creating CRM task ${taskLabel(record)}: ${r.error}`);
+      // Ids only: this message becomes a Temporal failure (no subjects in histories).
+      if (!r.ok) throw new Error(`creating CRM task ${id}: ${r.error}`);
     },
     crmPrecondition: (tx, id, guard) => crmPrecondition(tx, 'task', id, guard),
     crmUndelete: (tx, mailboxId, id) => undeleteRow(tx, 'task', mailboxId, id),
@@ -151,7 +152,7 @@ export function tasksAdapter(db: Kysely<Database>, api: TodoApi): RecordTypeAdap
     crmRewind: rewindWatermark,
     async updateInCrm(tx, mailboxId, id, record) {
       const r = await crmTaskWrites.update(tx, mailboxId, id, record, await statusMap(mailboxId));
-      if (!r.ok) throw new Error(`updating CRM task ${taskLabel(record)}: ${r.error}`);
+      if (!r.ok) throw new Error(`updating CRM task ${id}: ${r.error}`);
       return r.value;
     },
     deleteInCrm: (tx, mailboxId, id) => crmTaskWrites.delete(tx, mailboxId, id),
