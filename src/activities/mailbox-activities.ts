@@ -19,7 +19,7 @@ import { activeWindows, isValidTimeZone } from '../domain/schedule';
 import { emptyTypeSummary, MAILBOX_NEEDS_ATTENTION, RECORD_TYPES, type CycleSummary, type RecordType, type TypeSummary } from '../domain/status';
 import type { ApplyResult, CycleRef, MailboxActivities, MailboxConfig, TypeStep } from '../workflows/activities-contract';
 import { PostgresCrmStore } from './crm/postgres-crm';
-import { applyLocalGuarded, pullCrmStep, type CrmStepContext } from './crm/crm-cycle';
+import { applyLocalChunk, pullCrmStep, type CrmStepContext } from './crm/crm-cycle';
 import { assertLeaseHeld, withMailboxLock } from './mailbox-lock';
 import { ExchangeStateStore } from '../db/exchange-state';
 import { toActivityFailure } from './exchange/errors';
@@ -340,14 +340,9 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         const ctx = await crmStep(m, cycleId, recordType, ts);
         const applyLocal = async (local: OperationRow[]) => {
           for (let i = 0; i < local.length; i += 100) {
-            const chunk = local.slice(i, i + 100);
-            await deps.db.transaction().execute(async (tx) => {
-              for (const op of chunk) {
-                const r = await applyLocalGuarded(ctx, tx, op, settings.operationAttempts ?? 5);
-                if (r === 'applied') applied++;
-                else if (r === 'failed') failed++;
-              }
-            });
+            const r = await applyLocalChunk(ctx, deps.db, local.slice(i, i + 100), settings.operationAttempts ?? 5);
+            applied += r.applied;
+            failed += r.failed;
             beat({ applied, failed });
           }
         };

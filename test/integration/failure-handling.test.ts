@@ -128,6 +128,29 @@ describe('failure handling', () => {
     assert.equal((await s.operator.retry(cy)).operations, 0, 'nothing left to retry');
   });
 
+  it('a CRM write refused only at commit (a deferred constraint trigger) is found among its chunk and fails alone', async () => {
+    const cal = 'cal@contoso.com';
+    await enrolled(cal);
+    await sql`create function crm.test_refuse_deferred() returns trigger language plpgsql as $$
+      begin if new.last_name = 'Deferred' then raise exception 'refusing %', new.last_name; end if; return null; end $$`.execute(s.db);
+    await sql`create constraint trigger test_refuse_deferred after insert or update on crm.contacts deferrable initially deferred
+      for each row execute function crm.test_refuse_deferred()`.execute(s.db);
+    try {
+      s.emulator.admin.createContact(cal, 'VContacts', { givenName: 'Dee', surname: 'Deferred' });
+      s.emulator.admin.createContact(cal, 'VContacts', { givenName: 'Fran', surname: 'Fine' });
+      const st = await s.operator.syncNow(cal, { wait: true, timeoutMs: 60_000 });
+      assert.equal(st!.lastCycle!.outcome, 'completed');
+      assert.equal(st!.state === 'idle' || st!.state === 'syncing', true, `not needs-attention: ${st!.needsAttentionReason}`);
+      const crm = await sql<{ last_name: string }>`select last_name from crm.contacts c join crm.users u on u.id = c.owner_id where u.email = ${cal}`.execute(s.db);
+      assert.deepEqual(crm.rows.map((r) => r.last_name), ['Fine']);
+      const failed = await sql<{ failures: number }>`select failures from sync.operation where mailbox_id = ${cal} and status = 'failed'`.execute(s.db);
+      assert.deepEqual(failed.rows.map((r) => r.failures), [3]);
+    } finally {
+      await sql`drop trigger test_refuse_deferred on crm.contacts`.execute(s.db);
+      await sql`drop function crm.test_refuse_deferred()`.execute(s.db);
+    }
+  });
+
   it('a Graph 409 on one item fails that operation after its attempts, not the mailbox', async () => {
     const dee = 'dee@contoso.com';
     const owner = await enrolled(dee);

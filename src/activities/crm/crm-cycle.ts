@@ -172,17 +172,50 @@ export async function applyLocalGuarded(ctx: CrmStepContext, tx: Transaction<Dat
   } catch (err) {
     if (err instanceof TemporalFailure) throw err; // lease lost, cancelled: not about this operation
     await sql`rollback to savepoint cxsync_op`.execute(tx);
-    const why = errorSummary(err);
-    const failures = await ctx.store.addOperationFailure(tx, op.id, why);
-    if (failures < attempts) return 'pending';
-    await ctx.store.finishOperation(tx, op.id, 'failed', why);
-    await ctx.store.log(tx, {
-      mailboxId: ctx.mailboxId, cycleId: ctx.cycleId, level: 'error', recordType: ctx.recordType, side: op.side === 'crm' ? 'crm' : undefined,
-      itemId: op.crm_id ?? op.exchange_id ?? undefined,
-      message: `${op.kind} failed after ${failures} attempts: ${why}; fix the cause, then run cxsync retry ${ctx.mailboxId}`,
-    });
-    return 'failed';
+    return countFailure(ctx, tx, op, err, attempts);
   }
+}
+
+/**
+ * A chunk of CRM and mapping operations in one transaction (applyLocalGuarded for each). An error at commit (a
+ * deferred constraint or trigger) names no operation: the chunk is then applied one operation per transaction,
+ * and the one whose commit fails is counted like any other error about it.
+ */
+export async function applyLocalChunk(ctx: CrmStepContext, db: Db, chunk: OperationRow[], attempts: number): Promise<{ applied: number; failed: number }> {
+  const count = (rs: string[]) => ({ applied: rs.filter((r) => r === 'applied').length, failed: rs.filter((r) => r === 'failed').length });
+  try {
+    return count(await db.transaction().execute(async (tx) => {
+      const rs: string[] = [];
+      for (const op of chunk) rs.push(await applyLocalGuarded(ctx, tx, op, attempts));
+      return rs;
+    }));
+  } catch (err) {
+    if (err instanceof TemporalFailure || chunk.length === 0) throw err;
+    const rs: string[] = [];
+    for (const op of chunk) {
+      try {
+        rs.push(await db.transaction().execute((tx) => applyLocalGuarded(ctx, tx, op, attempts)));
+      } catch (one) {
+        if (one instanceof TemporalFailure) throw one;
+        rs.push(await db.transaction().execute((tx) => countFailure(ctx, tx, op, one, attempts)));
+      }
+    }
+    return count(rs);
+  }
+}
+
+/** An error about one operation: counted; at the limit the operation is marked failed and logged. */
+async function countFailure(ctx: CrmStepContext, tx: Transaction<Database>, op: OperationRow, err: unknown, attempts: number): Promise<'pending' | 'failed'> {
+  const why = errorSummary(err);
+  const failures = await ctx.store.addOperationFailure(tx, op.id, why);
+  if (failures < attempts) return 'pending';
+  await ctx.store.finishOperation(tx, op.id, 'failed', why);
+  await ctx.store.log(tx, {
+    mailboxId: ctx.mailboxId, cycleId: ctx.cycleId, level: 'error', recordType: ctx.recordType, side: op.side === 'crm' ? 'crm' : undefined,
+    itemId: op.crm_id ?? op.exchange_id ?? undefined,
+    message: `${op.kind} failed after ${failures} attempts: ${why}; fix the cause, then run cxsync retry ${ctx.mailboxId}`,
+  });
+  return 'failed';
 }
 
 /**
