@@ -7,16 +7,11 @@
 import { ApplicationFailure, ApplicationFailureCategory, CancelledFailure } from '@temporalio/common';
 import { sql } from 'kysely';
 import type { Db } from '../db/connection';
+import type { MailboxHealthTable } from '../db/schema';
 import { MAILBOX_NEEDS_ATTENTION, TYPE_NEEDS_ATTENTION } from '../domain/status';
 
-export interface HealthRow {
-  failing_since: Date;
-  attempts: number;
-  record_type: string | null;
-  activity: string;
-  last_error: string;
-  last_error_at: Date;
-}
+/** A mailbox's current failure streak (sync.mailbox_health, migration 0011). */
+export type HealthRow = Omit<MailboxHealthTable, 'mailbox_id'>;
 
 /**
  * One line about an error for operators and the history, with no record content: cxsync's own failures (which
