@@ -181,6 +181,8 @@ export interface CrmContactTable {
   notes: string | null;
   /** Contact class given by the sync to contacts it imported from Exchange (policy contact.contactClass); not synced. */
   contact_class: Generated<string | null>;
+  /** The account the contact belongs to (0013_crm_email); not synced. */
+  account_id: Generated<string | null>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
   deleted_at: Date | null;
@@ -249,13 +251,121 @@ export interface CrmTaskTable {
 
 /** A hard-deleted CRM row (0007_crm_restore_guard), on the change feed's xid8 window like live rows. */
 export interface CrmTombstoneTable {
-  table_name: 'contacts' | 'events' | 'tasks';
+  table_name: 'contacts' | 'events' | 'tasks' | 'email_activities';
   id: string;
   owner_id: string | null;
   change_txid: Generated<string>;
   deleted_at: Generated<Date>;
   /** cxsync.writer of the deleting transaction: the mailbox whose sync made the delete. */
   changed_by: string | null;
+}
+
+/** A company (0013_crm_email): mail is filed to it by its address or, for a sender without a record, its domain. */
+export interface CrmAccountTable {
+  id: Generated<string>;
+  owner_id: string | null;
+  name: string;
+  /** Normalised (lower-case, no `www.`): src/domain/email-records.ts. */
+  domain: string | null;
+  website: string | null;
+  email: string | null;
+  phone: string | null;
+  industry: string | null;
+  street: string | null;
+  city: string | null;
+  state: string | null;
+  postal_code: string | null;
+  country: string | null;
+  notes: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  deleted_at: Date | null;
+  change_txid: Generated<string>;
+  changed_by: Generated<string | null>;
+}
+
+/** A prospect (0013_crm_email). */
+export interface CrmLeadTable {
+  id: Generated<string>;
+  owner_id: string | null;
+  first_name: string | null;
+  last_name: string | null;
+  company: string | null;
+  email: string | null;
+  email2: string | null;
+  phone: string | null;
+  mobile: string | null;
+  job_title: string | null;
+  website: string | null;
+  status: Generated<string>;
+  source: string | null;
+  street: string | null;
+  city: string | null;
+  state: string | null;
+  postal_code: string | null;
+  country: string | null;
+  notes: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  deleted_at: Date | null;
+  change_txid: Generated<string>;
+  changed_by: Generated<string | null>;
+}
+
+export interface EmailRecipientJson {
+  address: string;
+  name: string | null;
+}
+
+/** One message as a CRM activity (0013_crm_email). */
+export interface CrmEmailActivityTable {
+  id: Generated<string>;
+  owner_id: string | null;
+  subject: Generated<string>;
+  body_text: string | null;
+  body_html: string | null;
+  from_address: string | null;
+  from_name: string | null;
+  to_recipients: ColumnType<EmailRecipientJson[], string | undefined, string>;
+  cc_recipients: ColumnType<EmailRecipientJson[], string | undefined, string>;
+  bcc_recipients: ColumnType<EmailRecipientJson[], string | undefined, string>;
+  sent_at: ColumnType<Date | null, Date | string | null, Date | string | null>;
+  received_at: ColumnType<Date | null, Date | string | null, Date | string | null>;
+  direction: 'incoming' | 'outgoing';
+  internet_message_id: string | null;
+  conversation_id: string | null;
+  in_reply_to: string | null;
+  /** The sync operation that created it (unique): a retried create finds it. */
+  sync_id: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  deleted_at: Date | null;
+  change_txid: Generated<string>;
+  changed_by: Generated<string | null>;
+}
+
+/** An email activity filed to a record; one row per pair (0013_crm_email). */
+export interface CrmEmailLinkTable {
+  email_activity_id: string;
+  record_type: 'account' | 'contact' | 'lead';
+  record_id: string;
+  linked_at: Generated<Date>;
+  linked_by: Generated<string | null>;
+}
+
+/** An attachment with its size; `content` null and `skipped_reason` set when it was not stored (0013_crm_email). */
+export interface CrmEmailAttachmentTable {
+  id: Generated<string>;
+  email_activity_id: string;
+  attachment_key: Generated<string>;
+  name: string;
+  content_type: string | null;
+  size_bytes: ColumnType<string, number | string, number | string>;
+  is_inline: Generated<boolean>;
+  content_id: string | null;
+  content: Buffer | null;
+  skipped_reason: string | null;
+  created_at: Generated<Date>;
 }
 
 export interface EventInstanceTable {
@@ -290,6 +400,11 @@ export interface Database {
   'crm.event_attendees': CrmEventAttendeeTable;
   'crm.tasks': CrmTaskTable;
   'crm.tombstone': CrmTombstoneTable;
+  'crm.accounts': CrmAccountTable;
+  'crm.leads': CrmLeadTable;
+  'crm.email_activities': CrmEmailActivityTable;
+  'crm.email_links': CrmEmailLinkTable;
+  'crm.email_attachments': CrmEmailAttachmentTable;
   'sync.event_instance': EventInstanceTable;
   'sync.event_invitation': EventInvitationTable;
 }

@@ -15,6 +15,7 @@ import * as m0009 from './0009_event_invitations';
 import * as m0010 from './0010_retention';
 import * as m0011 from './0011_failure_handling';
 import * as m0012 from './0012_sync_lag_index';
+import * as m0013 from './0013_crm_email';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   '0010_retention': m0010,
   '0011_failure_handling': m0011,
   '0012_sync_lag_index': m0012,
+  '0013_crm_email': m0013,
 };
 
 export const migrationProvider: MigrationProvider = {
