@@ -2,6 +2,7 @@
 import { calendarAdmin, type CalendarAdmin } from './calendar';
 import { parseContactBody, renderContact, withDerivedDisplayName } from './contact-schema';
 import { GraphHttpError, badRequest } from './errors';
+import { mailAdmin, mailAdminHttp, type MailAdmin } from './mail-admin';
 import type { DeltaQuirks } from './delta';
 import type { ChaosSpec, FaultSpec, Faults } from './faults';
 import { defaultAppRegistration, type AuthConfig } from './auth';
@@ -12,7 +13,7 @@ import { todoAdmin, type TodoAdmin } from './todo';
 export type EmulatorContact = Record<string, unknown> & { id: string; restId: string; changeKey: string; parentFolderId: string };
 
 /** Events (CalendarAdmin) and To Do tasks (TodoAdmin) are acted on as the user would, like contacts. */
-export interface EmulatorAdmin extends CalendarAdmin, TodoAdmin {
+export interface EmulatorAdmin extends CalendarAdmin, TodoAdmin, MailAdmin {
   ensureMailbox(upn: string, displayName?: string): void;
   listMailboxes(): string[];
   /** All contacts of the mailbox, or those of one folder by displayName ('Contacts' = the default folder). */
@@ -80,6 +81,7 @@ export function createAdmin(store: Store, faults: Faults, quirks: Map<string, De
   const admin: EmulatorAdmin = {
     ...calendarAdmin(store),
     ...todoAdmin(store),
+    ...mailAdmin(store),
     ensureMailbox: (upn, displayName) => void store.ensureMailbox(upn, displayName),
     listMailboxes: () => store.listMailboxes().map((m) => m.upn),
     listContacts(upn, folderName) {
@@ -233,6 +235,8 @@ export function createAdmin(store: Store, faults: Faults, quirks: Map<string, De
         return { status: 204 };
       }
     }
+    const mail = mailAdminHttp(admin, method, segs, query, b);
+    if (mail) return mail;
     throw new GraphHttpError(404, 'NotFound', `No admin route for ${method} /admin${path}.`);
   };
   return { ...admin, http };

@@ -3,6 +3,7 @@ import { parseContactBody, renderContact, validateSelect, withDerivedDisplayName
 import { outlookCategories } from './categories';
 import { handleCalendarAndTodo, isCalendarOrTodoRoot } from './calendar';
 import { deltaPage, type DeltaQuirks } from './delta';
+import { handleMail, isMailRoot } from './mail';
 import { GraphHttpError, badRequest } from './errors';
 import { parseExpand, parseItemFilter, parsePrefer, parseSelect, parseTop } from './query';
 import type { Folder, Mailbox, Store, StoredItem } from './store';
@@ -84,6 +85,7 @@ export function handleGraph(ctx: GraphContext, req: GraphRequest): GraphResponse
   if (r0 === 'contacts') return contacts(ctx, req, mb, mb.defaultContactFolderId, rest.slice(1), false);
   if (r0 === 'outlook') return outlookCategories(ctx, req, mb, rest.slice(1));
   if (isCalendarOrTodoRoot(r0)) return handleCalendarAndTodo(ctx, req, mb, rest);
+  if (isMailRoot(r0)) return handleMail(ctx, req, mb, rest);
   throw noResource(rest[0]);
 }
 

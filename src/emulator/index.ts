@@ -20,6 +20,8 @@ import { Throttle, type ThrottleLimits } from './throttle';
 export type { EmulatorAdmin, EmulatorContact } from './admin';
 export type { ChaosSpec, FaultSpec } from './faults';
 export type { ApplicationSettings } from './admin';
+export type { EmulatorMessage } from './mail-admin';
+export type { MailSettings } from './mail-store';
 export type { DeltaQuirks } from './delta';
 export type { ThrottleLimits } from './throttle';
 

@@ -8,6 +8,7 @@ import { handleGraph, userOfPath, type GraphContext, type GraphRequest, type Gra
 import { parsePrefer } from './query';
 import type { AdminApi } from './admin';
 import type { Throttle } from './throttle';
+import { handleUpload, isUploadPath } from './mail';
 
 export interface ServerDeps {
   auth: AuthConfig;
@@ -29,7 +30,7 @@ const BATCH_LIMIT = 20;
 const BATCH_PARALLELISM = 4;
 const GRAPH_JSON = 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8';
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -40,7 +41,7 @@ function readBody(req: IncomingMessage): Promise<string> {
         req.destroy();
       } else chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -75,7 +76,7 @@ export function createRequestHandler(deps: ServerDeps) {
     const url = new URL(req.url ?? '/', deps.auth.origin);
     res.on('finish', () => deps.log?.(`${req.method} ${url.pathname}${url.search.length > 120 ? url.search.slice(0, 120) + '…' : url.search} ${res.statusCode} ${Date.now() - started}ms`));
     readBody(req)
-      .then((raw) => route(deps, req, res, url, raw, requestId, clientRequestId))
+      .then((bytes) => route(deps, req, res, url, bytes.toString('utf8'), requestId, clientRequestId, bytes))
       .catch((err: unknown) => {
         const ge = err instanceof GraphHttpError ? err : new GraphHttpError(500, 'InternalServerError', (err as Error)?.message ?? String(err));
         if (!(err instanceof GraphHttpError)) deps.log?.(`internal error: ${(err as Error)?.stack ?? String(err)}`);
@@ -84,7 +85,7 @@ export function createRequestHandler(deps: ServerDeps) {
   };
 }
 
-async function route(deps: ServerDeps, req: IncomingMessage, res: ServerResponse, url: URL, raw: string, requestId: string, clientRequestId: string): Promise<void> {
+async function route(deps: ServerDeps, req: IncomingMessage, res: ServerResponse, url: URL, raw: string, requestId: string, clientRequestId: string, bytes: Buffer): Promise<void> {
   const method = req.method ?? 'GET';
   const path = url.pathname;
 
@@ -122,6 +123,12 @@ async function route(deps: ServerDeps, req: IncomingMessage, res: ServerResponse
     const out = deps.admin.http(method, path.slice('/admin'.length), url.searchParams, parseJsonBody(raw));
     send(res, out.status, out.body);
     return;
+  }
+
+  // An attachment upload session's pre-authenticated URL (outlook.office.com in Microsoft 365): no bearer token.
+  if (isUploadPath(path)) {
+    const out = handleUpload(deps.graph, method, url, lowerHeaders(req.headers), bytes);
+    return send(res, out.status, out.body, out.headers);
   }
 
   // Identity platform: /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/oauth2/v2.0/token, instance discovery.
