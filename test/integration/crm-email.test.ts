@@ -353,6 +353,9 @@ describe('crm email records', () => {
       assert.deepEqual(byId((await readPast(w2, await nextXid(db))).changes, byUser), [], 'a link is not a change of the message');
       await sql`insert into crm.email_attachments (email_activity_id, name, size_bytes, content) values (${byUser}::uuid, 'a.txt', 1, '\\x41'::bytea)`.execute(db);
       assert.equal(byId((await readPast(w2, await nextXid(db))).changes, byUser).length, 1, 'an attachment added is a change');
+      const w2b = await nextXid(db);
+      await sql`delete from crm.email_attachments where email_activity_id = ${byUser}::uuid`.execute(db);
+      assert.equal(byId((await readPast(w2b, await nextXid(db))).changes, byUser).length, 1, 'an attachment removed is a change');
 
       const w3 = await nextXid(db);
       await sql`update crm.email_activities set deleted_at = now() where id = ${byUser}::uuid`.execute(db);
