@@ -217,9 +217,9 @@ export async function purgeTombstones(
         select least(
             coalesce((
               select min(w) from (
-                select c.crm_watermark::xid8 as w from sync.cursor c where c.record_type = ${recordType} and c.crm_watermark is not null
+                select split_part(c.crm_watermark, ';', 1)::xid8 as w from sync.cursor c where c.record_type = ${recordType} and c.crm_watermark is not null
                 union all
-                select c.pending_crm_watermark::xid8 from sync.cursor c where c.record_type = ${recordType} and c.pending_crm_watermark is not null
+                select split_part(c.pending_crm_watermark, ';', 1)::xid8 from sync.cursor c where c.record_type = ${recordType} and c.pending_crm_watermark is not null
               ) saved), pg_snapshot_xmin(pg_current_snapshot())),
             pg_snapshot_xmin(pg_current_snapshot())) as below,
           pg_snapshot_xmax(pg_current_snapshot()) as next
