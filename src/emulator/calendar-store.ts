@@ -12,7 +12,6 @@
 import { INITIAL_ROUND } from './delta';
 import crypto from 'node:crypto';
 import { GraphHttpError, notFound } from './errors';
-import type { SentMessage } from './meeting-messages';
 import { occurrenceDays, type PatternedRecurrence } from './recurrence';
 import { newItemId, type ExtendedProperty, type Mailbox, type Store } from './store';
 import { DAY_MS, dayOfWall, formatDate, instantToWall, resolveZone, wallToInstant } from './timezones';
@@ -82,6 +81,22 @@ interface CalendarLogEntry {
   masterId?: string;
   /** Tombstones of events: every shape the event had, so their instances can be reported removed. */
   history?: Array<{ until: number; shape: Shape }>;
+}
+
+/** A meeting message the organizer's writes would have mailed (recorded by meeting-messages.ts). */
+export type SentMessageKind = 'invitation' | 'update' | 'cancellation';
+
+export interface SentMessage {
+  kind: SentMessageKind;
+  /** The event the message is about: a single event, a series master or an occurrence. */
+  eventId: string;
+  /** Lower-cased email addresses. */
+  recipients: string[];
+  /** As Exchange words it: the meeting's subject; cancellations "Canceled: <subject>". */
+  subject: string;
+  at: string;
+  /** The organizer's comment sent with POST /events/{id}/cancel. */
+  comment?: string;
 }
 
 export interface CalendarState {

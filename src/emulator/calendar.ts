@@ -37,25 +37,23 @@ import {
 } from './calendar-store';
 import { GraphHttpError, badRequest, notFound } from './errors';
 import { clearSentMessages, organizedBy, recordCancel, recordCreate, recordUpdate, sentMessages, type MeetingView, type SentMessage } from './meeting-messages';
-import { appliedHeader, badValue, checkIfMatch, methodNotAllowed, noResource, ok, pageOf, parseDateTimeTimeZone, preferences, unknownProperty, type Prefs } from './outlook-common';
-import type { GraphContext, GraphRequest, GraphResponse } from './graph';
+import { appliedHeader, badValue, checkIfMatch, parseDateTimeTimeZone, preferences, unknownProperty, type Prefs } from './outlook-common';
 import { parseExpand, parseItemFilter, parseSelect, selectAndExpand } from './query';
 import { parseRecurrence } from './recurrence';
+import { methodNotAllowed, noResource, ok, pageOf, type GraphContext, type GraphRequest, type GraphResponse } from './route-kit';
 import type { ExtendedProperty, Mailbox, Store } from './store';
-import { handleTodo } from './todo';
 import { formatInstant, formatWall, instantToWall, parseDateTime, zoneOrThrow } from './timezones';
 
-const ROOTS = new Set(['calendars', 'calendar', 'events', 'calendarview', 'todo']);
+const ROOTS = new Set(['calendars', 'calendar', 'events', 'calendarview']);
 
-/** Whether handleCalendarAndTodo serves paths starting with this segment (lower-cased). */
-export function isCalendarOrTodoRoot(segment: string | undefined): boolean {
+/** Whether handleCalendar serves paths starting with this segment (lower-cased). */
+export function isCalendarRoot(segment: string | undefined): boolean {
   return segment !== undefined && ROOTS.has(segment);
 }
 
 /** Entry point from handleGraph: `rest` is the path after /users/{u}, decoded. */
-export function handleCalendarAndTodo(ctx: GraphContext, req: GraphRequest, mb: Mailbox, rest: string[]): GraphResponse {
+export function handleCalendar(ctx: GraphContext, req: GraphRequest, mb: Mailbox, rest: string[]): GraphResponse {
   const r0 = rest[0].toLowerCase();
-  if (r0 === 'todo') return handleTodo(ctx, req, mb, rest.slice(1));
   const state = calendarState(ctx.store, mb);
   const m = req.method;
   const r1 = rest[1]?.toLowerCase();

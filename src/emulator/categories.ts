@@ -2,13 +2,11 @@
  * /users/{u}/outlook/masterCategories: the mailbox's master category list. Names are unique
  * (case-insensitively) and cannot be changed after creation; colours are `preset0`…`preset24` or `none`.
  */
-import { GraphHttpError, badRequest } from './errors';
-import type { GraphContext, GraphRequest, GraphResponse } from './graph';
+import { badRequest } from './errors';
+import { methodNotAllowed, noResource, type GraphContext, type GraphRequest, type GraphResponse } from './route-kit';
 import type { Mailbox, OutlookCategory } from './store';
 
 export const CATEGORY_COLORS: readonly string[] = ['none', ...Array.from({ length: 25 }, (_, i) => `preset${i}`)];
-
-const methodNotAllowed = () => new GraphHttpError(405, 'ErrorInvalidRequest', 'The OData request is not supported.');
 
 function color(v: unknown): string {
   if (v === undefined) return 'none';
@@ -35,7 +33,7 @@ const render = (c: OutlookCategory) => ({ id: c.id, displayName: c.displayName, 
 
 export function outlookCategories(ctx: GraphContext, req: GraphRequest, mb: Mailbox, rest: string[]): GraphResponse {
   if (rest[0]?.toLowerCase() !== 'mastercategories') {
-    throw new GraphHttpError(400, 'BadRequest', `Resource not found for the segment '${rest[0] ?? 'outlook'}'.`);
+    throw noResource(rest[0] ?? 'outlook');
   }
   const { store } = ctx;
   const contextPath = `${ctx.graphBaseUrl}/$metadata#users('${mb.upn}')/outlook/masterCategories`;
@@ -62,5 +60,5 @@ export function outlookCategories(ctx: GraphContext, req: GraphRequest, mb: Mail
     }
     throw methodNotAllowed();
   }
-  throw new GraphHttpError(400, 'BadRequest', `Resource not found for the segment '${rest[2]}'.`);
+  throw noResource(rest[2]);
 }

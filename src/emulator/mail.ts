@@ -6,7 +6,6 @@
 import crypto from 'node:crypto';
 import { deltaPage, INITIAL_ROUND } from './delta';
 import { GraphHttpError, badRequest, notFound } from './errors';
-import type { GraphContext, GraphRequest, GraphResponse } from './graph';
 import {
   MB,
   addAttachment,
@@ -33,8 +32,9 @@ import {
   type MailState,
   type StoredAttachment,
 } from './mail-store';
-import { checkIfMatch, methodNotAllowed, noResource, ok, pageOf } from './outlook-common';
+import { checkIfMatch } from './outlook-common';
 import { parseExpand, parseItemFilter, parsePrefer, parseSelect, selectAndExpand } from './query';
+import { methodNotAllowed, noResource, ok, pageOf, type GraphContext, type GraphRequest, type GraphResponse } from './route-kit';
 import type { Mailbox, StoredItem } from './store';
 
 /** Attachments under 3 MB go in one POST; 3 MB to 150 MB need an upload session (concepts/outlook-large-attachments.md). */

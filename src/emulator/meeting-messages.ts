@@ -22,23 +22,11 @@
  * organizer's own (categories, reminder, free/busy, extended properties) are assumed to mail nobody. Only what an
  * app does through Graph is recorded: the admin API acts as the user in Outlook, who chooses to send or not.
  */
-import { nowIso, type CalendarState } from './calendar-store';
+import { nowIso, type CalendarState, type SentMessage, type SentMessageKind } from './calendar-store';
 import type { Mailbox } from './store';
 
-export type SentMessageKind = 'invitation' | 'update' | 'cancellation';
-
-export interface SentMessage {
-  kind: SentMessageKind;
-  /** The event the message is about: a single event, a series master or an occurrence. */
-  eventId: string;
-  /** Lower-cased email addresses. */
-  recipients: string[];
-  /** As Exchange words it: the meeting's subject; cancellations "Canceled: <subject>". */
-  subject: string;
-  at: string;
-  /** The organizer's comment sent with POST /events/{id}/cancel. */
-  comment?: string;
-}
+// Declared with the calendar state that keeps them, so calendar-store.ts need not import this module back.
+export type { SentMessage, SentMessageKind } from './calendar-store';
 
 /** What the messages of one write depend on: the meeting's organizer, attendees and subject. */
 export interface MeetingView {

@@ -1,33 +1,12 @@
 /**
- * What the Outlook resources (calendar.ts, todo.ts) share: Prefer headers, If-Match, collection paging and
- * dateTimeTimeZone parsing.
+ * What the Outlook resources (calendar.ts, todo.ts, mail.ts) share beyond route-kit.ts: Prefer headers, If-Match
+ * by a single change key and dateTimeTimeZone parsing.
  */
 import type { EventTime } from './calendar-store';
 import { GraphHttpError, badRequest } from './errors';
-import type { GraphRequest, GraphResponse, GraphContext } from './graph';
-import { parsePrefer, parseTop } from './query';
+import type { GraphRequest } from './route-kit';
+import { parsePrefer } from './query';
 import { instantToWall, parseDateTime, resolveZone, zoneOrThrow } from './timezones';
-
-export const methodNotAllowed = () => new GraphHttpError(405, 'ErrorInvalidRequest', 'The OData request is not supported.');
-export const noResource = (segment: string) => new GraphHttpError(400, 'BadRequest', `Resource not found for the segment '${segment}'.`);
-
-export function ok(body: unknown, headers?: Record<string, string>): GraphResponse {
-  return headers && Object.keys(headers).length ? { status: 200, body, headers } : { status: 200, body };
-}
-
-/** Offset paging with $top/$skip and an absolute nextLink, as Graph does for plain collections. */
-export function pageOf(ctx: GraphContext, req: GraphRequest, all: unknown[], contextPath: string, headers?: Record<string, string>, defaultTop = 10): GraphResponse {
-  const top = parseTop(req.query.get('$top'), 1000) ?? defaultTop;
-  const skip = Number(req.query.get('$skip') ?? 0) || 0;
-  const body: Record<string, unknown> = { '@odata.context': `${ctx.graphBaseUrl}/$metadata#${contextPath}`, value: all.slice(skip, skip + top) };
-  if (skip + top < all.length) {
-    const q = new URLSearchParams(req.query);
-    q.set('$top', String(top));
-    q.set('$skip', String(skip + top));
-    body['@odata.nextLink'] = `${ctx.graphBaseUrl}${req.rawPath}?${q.toString().replace(/%24/g, '$')}`;
-  }
-  return ok(body, headers);
-}
 
 /** `If-Match` with a stale etag → 412, as Exchange answers. */
 export function checkIfMatch(req: GraphRequest, changeKey: string): void {

@@ -5,12 +5,12 @@
  */
 import { INITIAL_ROUND } from './delta';
 import crypto from 'node:crypto';
-import { checkIfMatch, methodNotAllowed, noResource, ok, pageOf, parseDateTimeTimeZone, preferences, unknownProperty } from './outlook-common';
+import { checkIfMatch, parseDateTimeTimeZone, preferences, unknownProperty } from './outlook-common';
 import { newChangeKey, nowIso, type EventTime } from './calendar-store';
 import { GraphHttpError, badRequest, notFound } from './errors';
-import type { GraphContext, GraphRequest, GraphResponse } from './graph';
 import { parsePrefer, parseSelect } from './query';
 import { parseRecurrence } from './recurrence';
+import { methodNotAllowed, noResource, ok, pageOf, type GraphContext, type GraphRequest, type GraphResponse } from './route-kit';
 import { newItemId, type Mailbox, type Store } from './store';
 import { formatWall, instantToWall, resolveZone, wallToInstant } from './timezones';
 
