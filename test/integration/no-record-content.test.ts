@@ -121,9 +121,10 @@ describe('no record content in Temporal: histories, failures and heartbeats', ()
     assert.ok(s.emulator.admin.listTasks(ANNA, 'VTasks').some((t) => (t as { title?: string }).title === SEED.taskSubject), 'the CRM task reached To Do');
 
     // The CRM refuses the task an Outlook user adds, naming it in message, detail and hint. A deferred constraint
-    // trigger (a CRM's cross-row validation) raises at commit, so the error ends the whole apply transaction and
-    // leaves the activity, past the per-operation guard; a new CRM contact's write to Exchange meets 500s whose
-    // message echoes it.
+    // trigger (a CRM's cross-row validation) raises at commit; the apply then finds the operation alone, counts the
+    // error against it and marks it failed (a poison item), so the error is stored in sync.operation and the sync
+    // log, scrubbed, and never becomes a Temporal failure. A new CRM contact's write to Exchange meets 500s whose
+    // message echoes it: those do reach the history, through the scrubber.
     await sql.raw(`
       create or replace function crm.refuse_seeded() returns trigger language plpgsql as $$
       begin
@@ -139,20 +140,28 @@ describe('no record content in Temporal: histories, failures and heartbeats', ()
     s.emulator.admin.injectFault(ANNA, { status: 500, count: 8, method: 'POST', pathPattern: 'contacts$', message: `The contact ${SEED.lateLast} <${SEED.lateEmail}> could not be saved.` });
     await s.operator.syncNow(ANNA);
 
-    // The task's write fails on every attempt while the trigger is there: Temporal keeps its last failure on the
-    // pending activity (and, once it succeeds, in the history's ActivityTaskStarted event).
-    const failing = await eventually(
-      () => handle.describe(),
-      (d) => (d.raw.pendingActivities ?? []).some((a) => (a.attempt ?? 0) >= 2 && /P0001|refused/.test(a.lastFailure?.message ?? '')),
-      { timeoutMs: 120_000, what: 'the refused task write to be retried' },
+    // The task's write fails on every attempt while the trigger is there, until it is marked failed.
+    const refused = await eventually(
+      async () => (await sql<{ status: string; error: string | null }>`select status, error from sync.operation where mailbox_id = ${ANNA} and record_type = 'task' and side = 'crm' and kind = 'create' and error is not null`.execute(s.db)).rows,
+      (rows) => rows.some((r) => r.status === 'failed'),
+      { timeoutMs: 120_000, what: 'the refused task write to be marked failed' },
     );
-    descriptions.push(failing);
+    descriptions.push(await handle.describe());
+    const logged = (await sql<{ message: string }>`select message from sync.log where mailbox_id = ${ANNA} and level = 'error'`.execute(s.db)).rows.map((r) => r.message);
+    const stored = [...refused.map((r) => r.error ?? ''), ...logged].join('\n');
+    assert.match(stored, /PostgreSQL error P0001/, 'the trigger failure is on record, by its SQLSTATE');
+    assert.deepEqual(leaks([stored]), [], 'the stored error and the sync log carry no seeded value');
 
     await sql`drop trigger refuse_seeded on crm.tasks`.execute(s.db);
+    assert.equal((await s.operator.retry(ANNA)).operations, 1, 'cxsync retry applies the failed task write once the cause is fixed');
     const done = await eventually(() => s.operator.status(ANNA), (st) => st.cyclesCompleted >= 2, { timeoutMs: 180_000, what: 'the second cycle' });
     assert.equal(done.lastCycle?.outcome, 'completed', JSON.stringify(done.lastCycle));
-    const inCrm = await sql<{ n: number }>`select count(*)::int as n from crm.tasks where subject = ${SEED.poisonSubject}`.execute(s.db);
-    assert.equal(inCrm.rows[0].n, 1, 'the task reached the CRM once the trigger was gone');
+    const inCrm = await eventually(
+      async () => (await sql<{ n: number }>`select count(*)::int as n from crm.tasks where subject = ${SEED.poisonSubject}`.execute(s.db)).rows[0].n,
+      (n) => n >= 1,
+      { timeoutMs: 120_000, what: 'the retried task write' },
+    );
+    assert.equal(inCrm, 1, 'the task reached the CRM once the trigger was gone, once');
     assert.ok(s.emulator.admin.listContacts(ANNA, 'VContacts').some((c) => c.surname === SEED.lateLast), 'the late CRM contact reached Exchange after the 500s');
     // One more quiet cycle, so the history also holds a run continued with the carried state.
     await s.operator.syncNow(ANNA, { wait: true });
@@ -206,7 +215,6 @@ describe('no record content in Temporal: histories, failures and heartbeats', ()
     assert.ok(decoded.some((t) => t.includes(ANNA)), 'decoded payloads hold the workflow inputs (the mailbox id)');
     assert.ok(!raw.some((t) => t.includes('"mailboxId"')), 'raw payloads are ciphertext');
     const all = failures.join('\n');
-    assert.match(all, /PostgreSQL P0001: raised by a trigger or function \(message withheld/, 'the trigger failure was recorded, scrubbed');
     assert.match(all, /Graph 500|first: 500/, 'a Graph 500 failure was recorded');
     assert.match(all, /Graph 400/, 'the Graph 400 failure was recorded');
 
