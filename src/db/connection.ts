@@ -10,7 +10,11 @@ export type Db = Kysely<Database>;
 export function openDb(url: string, opts: { max?: number } = {}): Db {
   const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, connectionTimeoutMillis: 10_000 });
   // A pooled connection that dies (database restart) must not crash the process; the next query reconnects.
+  // pg-pool listens for errors on idle clients only: a client checked out (a query running, or idle inside a
+  // transaction) emits 'error' with no listener when the server goes away, and that throws. Its queries are
+  // rejected all the same (the activity fails, Temporal retries it) and pg-pool drops the broken client on release.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
