@@ -100,14 +100,18 @@ export class PolicyStore {
    * comes back as a failure naming the policy, so the cycle can put the mailbox in needs-attention.
    */
   async effective(mailboxId: string): Promise<EffectivePolicy> {
-    const name = (await this.policyNameOf(mailboxId)) ?? DEFAULT_POLICY_NAME;
-    const row = await this.get(name);
-    if (!row) {
+    // One round trip (every activity of a cycle asks): the mailbox's policy name, as policyNameOf gives it, and
+    // that policy's row.
+    const r = await sql<{ name: string; settings: Record<string, unknown> | null }>`
+      select n.name, p.settings from (select coalesce((select policy_name from sync.mailbox where id = ${mailboxId}), ${DEFAULT_POLICY_NAME}) as name) n
+      left join sync.policy p on p.name = n.name`.execute(this.db);
+    const { name, settings } = r.rows[0];
+    if (settings === null) {
       // The default row is created by migration 0002; a named policy cannot vanish (foreign key).
       if (name === DEFAULT_POLICY_NAME) return { name, policy: { ok: true, value: BUILTIN_POLICY } };
       return { name, policy: { ok: false, error: `policy ${name} does not exist` } };
     }
-    const parsed = parsePolicy(row.settings);
+    const parsed = parsePolicy(settings);
     return { name, policy: parsed.ok ? parsed : { ok: false, error: `policy ${name} is invalid: ${parsed.error}` } };
   }
 

@@ -5,59 +5,89 @@
  * sequence runs against the real activities, PostgreSQL and the HTTPS Graph emulator, then settles and is
  * checked against the users' intent (invariants.ts).
  *
- * CXSYNC_MODEL_RUNS     sequences to run (default 300, about 2–3 minutes on a quiet 2-core machine; stress: 10×)
- * CXSYNC_MODEL_SEED     replay a reported failure (with CXSYNC_MODEL_PATH for the shrunk case)
- * CXSYNC_MODEL_SKIP     invariants to leave out, comma-separated (to hunt for others while one is known to fail)
- * CXSYNC_MODEL_COMMANDS most commands per sequence (default 25)
- * CXSYNC_MODEL_FIELDS   synced fields the users edit, comma-separated (default: every synced field)
+ * The sequences are played by worker processes (search.ts), each with its own database and emulator, run i by
+ * process i mod n: the same sequences one process would play, in about half the time on two cores.
+ *
+ * CXSYNC_MODEL_RUNS      sequences to run (default 1000, 2–4 minutes on a quiet 2-core machine; stress: 10×)
+ * CXSYNC_MODEL_SEED      the seed (default 20261130: npm test plays the same sequences every time); `random` for a
+ *                        new one, printed first; with CXSYNC_MODEL_PATH, replays a reported failure
+ * CXSYNC_MODEL_PROCESSES worker processes (default: 2, or fewer cores; 1 when replaying a path)
+ * CXSYNC_MODEL_SKIP      invariants to leave out, comma-separated (to hunt for others while one is known to fail)
+ * CXSYNC_MODEL_COMMANDS  most commands per sequence (default 25)
+ * CXSYNC_MODEL_FIELDS    synced fields the users edit, comma-separated (default: every synced field)
  * CXSYNC_MODEL_NO_SHRINK=1 report the first failing sequence as found (shrinking replays many sequences)
  */
-import { after, before, test } from 'node:test';
-import fc from 'fast-check';
-import { scenarioArb, scenarioText } from './commands';
-import { startModelEnv, type ModelEnv } from './environment';
-import { INVARIANTS, type Invariant } from './invariants';
-import { runScenario } from './scenario';
-import { syncedFields } from './world';
+import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { test } from 'node:test';
+import type { SearchOutcome } from './search';
 
-const RUNS = Number(process.env.CXSYNC_MODEL_RUNS ?? 300);
+const RUNS = Number(process.env.CXSYNC_MODEL_RUNS ?? 1000);
 const MAX_COMMANDS = Number(process.env.CXSYNC_MODEL_COMMANDS ?? 25);
+const PATH = process.env.CXSYNC_MODEL_PATH || undefined;
 // npm test searches the same sequences on every run, so a red CI means the change broke something; stress runs
 // and bug hunts search new ones with CXSYNC_MODEL_SEED=random (docs/DEVELOPMENT.md).
-const SEED = process.env.CXSYNC_MODEL_SEED === 'random' ? undefined : Number(process.env.CXSYNC_MODEL_SEED ?? 20261130);
-const FIELDS = process.env.CXSYNC_MODEL_FIELDS?.split(',').map((s) => s.trim()).filter(Boolean);
-const SKIP = new Set((process.env.CXSYNC_MODEL_SKIP ?? '').split(',').map((s) => s.trim()).filter(Boolean) as Invariant[]);
-for (const s of SKIP) if (!(s in INVARIANTS)) throw new Error(`CXSYNC_MODEL_SKIP: unknown invariant ${s}; known: ${Object.keys(INVARIANTS).join(', ')}`);
+const SEED = process.env.CXSYNC_MODEL_SEED === 'random' ? Math.floor(Math.random() * 0x7fffffff) : Number(process.env.CXSYNC_MODEL_SEED ?? 20261130);
+const PROCESSES = PATH ? 1 : Math.max(1, Number(process.env.CXSYNC_MODEL_PROCESSES ?? Math.min(2, os.availableParallelism())));
+/** scripts/run-tests.ts gives the model files the same bound (node's --test-timeout is per file). */
+const TIMEOUT_MS = Math.max(600_000, RUNS * 600);
 
-let env: ModelEnv;
-before(async () => {
-  env = await startModelEnv();
-});
-after(async () => env?.close());
+const root = path.resolve(__dirname, '..', '..');
 
-test(`sync cycle under random interleavings: ${RUNS} sequences of up to ${MAX_COMMANDS} commands`, { timeout: Math.max(600_000, RUNS * 20_000) }, async () => {
-  const fields = await syncedFields(env);
-  const edited = FIELDS ?? fields;
-  for (const f of edited) if (!fields.includes(f)) throw new Error(`CXSYNC_MODEL_FIELDS: ${f} is not a synced field; synced: ${fields.join(', ')}`);
+function worker(shard: number, children: Set<ChildProcess>): Promise<SearchOutcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'search.ts')], {
+      cwd: root,
+      env: { ...process.env, CXSYNC_MODEL_SEED: String(SEED), CXSYNC_MODEL_RUNS: String(RUNS), CXSYNC_MODEL_SHARD: `${shard}/${PROCESSES}` },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    children.add(child);
+    let outcome: SearchOutcome | undefined;
+    const stderr: string[] = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => console.log(l));
+    createInterface({ input: child.stderr! }).on('line', (l) => {
+      stderr.push(l);
+      if (stderr.length > 200) stderr.shift();
+      console.error(l);
+    });
+    child.on('message', (m) => (outcome = m as SearchOutcome));
+    child.on('exit', (code, signal) => {
+      children.delete(child);
+      if (outcome) resolve(outcome);
+      else reject(new Error(`model process ${shard}/${PROCESSES} (seed ${SEED}) ended with ${signal ?? `exit code ${code}`} and no outcome:\n${stderr.join('\n')}`));
+    });
+  });
+}
+
+test(`sync cycle under random interleavings: ${RUNS} sequences of up to ${MAX_COMMANDS} commands`, { timeout: TIMEOUT_MS }, async (t) => {
+  console.log(`model: seed ${SEED}${PATH ? `, path ${PATH}` : ''}, ${RUNS} sequences in ${PROCESSES} process(es)`);
   const started = Date.now();
-  let runs = 0;
-  await fc.assert(
-    fc.asyncProperty(scenarioArb(edited, { maxCommands: MAX_COMMANDS }), async (scenario) => {
-      runs++;
-      const r = await runScenario(env, fields, scenario, SKIP);
-      if (r.violations.length === 0) return;
+  const children = new Set<ChildProcess>();
+  const stop = () => children.forEach((c) => c.kill('SIGKILL'));
+  t.signal.addEventListener('abort', stop);
+  try {
+    const outcomes = await Promise.all(Array.from({ length: PROCESSES }, (_, i) => worker(i, children)));
+    const played = outcomes.reduce((n, o) => n + o.played, 0);
+    const seconds = (Date.now() - started) / 1000;
+    console.log(`model: ${played} sequences in ${seconds.toFixed(1)} s (${((seconds / played) * 100).toFixed(1)} s per 100; ${outcomes.map((o) => `process ${o.shard}: ${o.played} in ${o.seconds.toFixed(0)} s`).join(', ')})`);
+    const failed = outcomes.filter((o) => o.failed);
+    if (failed.length) {
       throw new Error(
-        [
-          `${r.violations.length} invariant violation(s):`,
-          ...r.violations.map((v) => `  [${v.invariant}] ${v.message}`),
-          'scenario:',
-          scenarioText(scenario),
-          'trace:',
-          ...r.trace.map((t) => `  ${t}`),
-        ].join('\n'),
+        failed
+          .map((o) =>
+            [
+              `model process ${o.shard} found a failing sequence: seed ${o.seed}, path ${o.path}`,
+              `replay it: CXSYNC_MODEL_SEED=${o.seed} CXSYNC_MODEL_PATH=${o.path} CXSYNC_MODEL_NO_SHRINK=1 npx tsx scripts/run-tests.ts test/model/interleaving.test.ts`,
+              o.report,
+            ].join('\n'),
+          )
+          .join('\n\n'),
       );
-    }),
-    { numRuns: RUNS, ...(SEED !== undefined ? { seed: SEED, path: process.env.CXSYNC_MODEL_PATH } : {}), endOnFailure: process.env.CXSYNC_MODEL_NO_SHRINK === '1' },
-  );
-  console.log(`model: ${runs} sequences in ${((Date.now() - started) / 1000).toFixed(1)} s (${((Date.now() - started) / runs / 10).toFixed(1)} s per 100)`);
+    }
+  } finally {
+    t.signal.removeEventListener('abort', stop);
+    stop();
+  }
 });

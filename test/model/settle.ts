@@ -85,8 +85,10 @@ export async function settle(env: ModelEnv, drivers: MailboxDriver[], maxRounds:
       if (!d.idle) await run(d); // the cycle under way ends first, as the workflow would end it
     }
     // A round counts as quiet only after a round that left nothing for later: a cycle that goes on with a delta
-    // round begun earlier has not read what changed since that round began.
-    let previousLeftWork = true;
+    // round begun earlier has not read what changed since that round began. Before the first round, that is each
+    // mailbox's last cycle (just ended above, or before the settling began): when every one of them completed and
+    // left nothing, the first round's cycles start afresh and can be the quiet round.
+    let previousLeftWork = drivers.some((d) => d.state.lastCycle?.outcome !== 'completed' || d.state.workRemaining);
     for (let round = 1; round <= maxRounds; round++) {
       let quiet = !previousLeftWork;
       previousLeftWork = false;
