@@ -22,7 +22,15 @@ export type Command =
   | { t: 'delete'; side: Side; rec: number }
   | { t: 'reassign'; rec: number; to: Mailbox | 'outside' }
   /** CRM: the contact class; Outlook: a property cxsync does not sync. */
-  | { t: 'unsynced'; side: Side; rec: number; key: OutlookUnsynced | 'contact_class' };
+  | { t: 'unsynced'; side: Side; rec: number; key: OutlookUnsynced | 'contact_class' }
+  /**
+   * A CRM user acts on one of their meetings that existed before enrolment (runs with meetings only): edits it,
+   * changes its attendees, deletes it, cancels it or gives it to the other user. None of this may mail anyone.
+   */
+  | { t: 'meeting'; owner: Mailbox; n: 1 | 2; action: MeetingAction };
+
+export const MEETING_ACTIONS = ['edit', 'attendee', 'delete', 'cancel', 'reassign'] as const;
+export type MeetingAction = (typeof MEETING_ACTIONS)[number];
 
 export function commandText(c: Command): string {
   switch (c.t) {
@@ -37,6 +45,7 @@ export function commandText(c: Command): string {
     case 'delete': return `delete ${sideName(c.side)} R${c.rec}`;
     case 'reassign': return `reassign R${c.rec} to ${c.to === 'outside' ? 'someone outside the workgroup' : `user ${c.to}`}`;
     case 'unsynced': return `set ${sideName(c.side)} R${c.rec}.${c.key} (unsynced)`;
+    case 'meeting': return `CRM user ${c.owner}: ${c.action} meeting M${c.n}`;
   }
 }
 
@@ -50,11 +59,16 @@ export interface Scenario {
   batchSize: number;
   /** Records created (on these sides) and synced before the commands start, so edits meet linked pairs. */
   initial: Side[];
+  /**
+   * Calendars synced too, each user owning two CRM meetings with external attendees made before enrolment (one
+   * upcoming, one past): under the default event.invitations no step, fault or user action may mail anyone.
+   */
+  meetings?: boolean;
   commands: Command[];
 }
 
 export function scenarioText(s: Scenario): string {
-  return [`mailboxes ${s.mailboxes.join('+')}, batch size ${s.batchSize}, synced first: ${s.initial.map(sideName).join(', ') || 'nothing'}`, ...s.commands.map((c, i) => `  ${i + 1}. ${commandText(c)}`)].join('\n');
+  return [`mailboxes ${s.mailboxes.join('+')}, batch size ${s.batchSize}, synced first: ${s.initial.map(sideName).join(', ') || 'nothing'}${s.meetings ? ', with meetings' : ''}`, ...s.commands.map((c, i) => `  ${i + 1}. ${commandText(c)}`)].join('\n');
 }
 
 const BATCH_SIZES = [1, 2, 3, 500];
@@ -87,6 +101,7 @@ export function commandArb(mailboxes: Mailbox[], fields: string[], maxRecords: n
     },
     { weight: 2, arbitrary: cmd(fc.record({ t: fc.constant('delete' as const), side, rec })) },
     { weight: 1, arbitrary: cmd(fc.record({ t: fc.constant('reassign' as const), rec, to: fc.constantFrom<Mailbox | 'outside'>(...mailboxes, 'outside') })) },
+    { weight: 2, arbitrary: cmd(fc.record({ t: fc.constant('meeting' as const), owner: m, n: fc.constantFrom<1 | 2>(1, 2), action: fc.constantFrom(...MEETING_ACTIONS) })) },
     {
       weight: 3,
       arbitrary: cmd(
@@ -103,7 +118,7 @@ export function commandArb(mailboxes: Mailbox[], fields: string[], maxRecords: n
 function onlyA(c: Command): Command {
   const a = <T>(x: T) => (x === 'B' ? 'A' : x) as T;
   const copy = { ...c } as Record<string, unknown>;
-  for (const k of ['m', 'side', 'to']) if (k in copy) copy[k] = a(copy[k]);
+  for (const k of ['m', 'side', 'to', 'owner']) if (k in copy) copy[k] = a(copy[k]);
   return printable(copy as Command);
 }
 
@@ -118,12 +133,15 @@ export function scenarioArb(fields: string[], opts: { maxCommands: number }): fc
       two: fc.boolean(),
       batchSize: fc.constantFrom(...BATCH_SIZES),
       initial: fc.array(fc.constantFrom<Side>('crm', 'A', 'B'), { minLength: 1, maxLength: 3 }),
+      // One run in four syncs calendars too (their cycles cost time; contacts carry the interleavings).
+      meetings: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
       // Few records, so that the users' actions and the sync's steps keep meeting on the same ones.
       commands: fc.array(commandArb(['A', 'B'], fields, 4), { minLength: 1, maxLength: opts.maxCommands, size: 'max' }),
     })
-    .map(({ two, batchSize, initial, commands }) => ({
+    .map(({ two, batchSize, initial, meetings, commands }) => ({
       mailboxes: two ? (['A', 'B'] as Mailbox[]) : (['A'] as Mailbox[]),
       batchSize,
+      meetings,
       initial: two ? initial : initial.map((x) => (x === 'B' ? 'A' : x)),
       commands: two ? commands : commands.map(onlyA),
     }));

@@ -39,6 +39,8 @@ export interface RunSettings {
   contact?: Record<string, unknown>;
   /** Story 1 needs a second record type after contacts; the property keeps to contacts. */
   tasks?: boolean;
+  /** Calendars synced too (runs with meetings: no message may be sent by surprise). */
+  meetings?: boolean;
 }
 
 export interface ModelEnv {
@@ -59,7 +61,7 @@ function policySettings(s: RunSettings): Record<string, unknown> {
   return {
     batchSize: s.batchSize,
     contact: { filter: 'workgroup', ...s.contact },
-    event: { enabled: false },
+    event: { enabled: !!s.meetings },
     task: { enabled: !!s.tasks },
   };
 }

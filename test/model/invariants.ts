@@ -18,6 +18,7 @@ export const INVARIANTS = {
   deletes: 'deleting is mirrored; a live record has one linked copy per side',
   'left-scope': 'a contact that left scope keeps its CRM row: intact, new owner, not duplicated',
   termination: 'quiescence is reached within a bounded number of cycles',
+  messages: 'no message was sent that event.invitations forbids (meetings made before enrolment mail no one)',
 } as const;
 export type Invariant = keyof typeof INVARIANTS;
 
@@ -118,6 +119,12 @@ export async function checkInvariants(world: World, mailboxes: Mailbox[], opts: 
     }
     if (row) checkEdits(world, rec, world.crmSnapshot(row), conflicts, rule, v);
     checkKept(rec, all, items, mailboxes, v);
+  }
+  // ---- messages: every meeting of a run existed before enrolment, so Exchange must have mailed no one ----
+  for (const m of mailboxes) {
+    for (const msg of env.emulator.admin.sentMessages(MAILBOXES[m])) {
+      v('messages', `Exchange sent a ${msg.kind} "${msg.subject}" from ${m} to ${msg.recipients.join(', ')}`);
+    }
   }
   return out;
 }

@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import { MailboxDriver } from './driver';
 import { MAILBOXES, type Mailbox, type ModelEnv } from './environment';
 import { checkInvariants, type Invariant, type Violation } from './invariants';
-import { commandText, type Command, type Scenario } from './commands';
+import { commandText, type Command, type MeetingAction, type Scenario } from './commands';
 import { settle } from './settle';
 import { World, type OutlookUnsynced } from './world';
 
@@ -66,6 +66,7 @@ export class ModelRun {
       default:
         break;
     }
+    if (c.t === 'meeting') return this.meeting(c.owner, c.n, c.action);
     const rec = this.recordOf(c.rec);
     if (!rec) return `skipped: no record R${c.rec}`;
     switch (c.t) {
@@ -80,6 +81,48 @@ export class ModelRun {
       case 'unsynced':
         if (c.side === 'crm') return w.setContactClass(rec, `class ${w.intent.next()}`);
         return w.setOutlookUnsynced(c.side, rec, c.key as OutlookUnsynced, w.intent.next());
+    }
+  }
+
+  /**
+   * Two meetings per user, made in the CRM a day before the mailbox was enrolled, each with two external
+   * attendees: M1 starts in three days, M2 started yesterday. Under event.invitations "new-future" (the
+   * default) neither may ever be written with its attendees, so nothing may be mailed.
+   */
+  async seedMeetings(): Promise<void> {
+    for (const m of this.mailboxes) {
+      for (const [n, day] of [[1, 3], [2, -1]] as const) {
+        const id = (await sql<{ id: string }>`insert into crm.events (owner_id, subject, start_local, end_local, time_zone, created_at)
+          values (${this.env.users[m]}, ${`M${n}-${m} review`}, (now() at time zone 'UTC')::date + ${day}::int + time '10:00', (now() at time zone 'UTC')::date + ${day}::int + time '11:00', 'UTC', now() - interval '1 day')
+          returning id::text`.execute(this.env.db)).rows[0].id;
+        await sql`insert into crm.event_attendees (event_id, email, name) values (${id}::uuid, ${`guest${n}.${m.toLowerCase()}@partner.example`}, 'Guest'), (${id}::uuid, 'buyer@customer.example', 'Buyer')`.execute(this.env.db);
+      }
+    }
+  }
+
+  private async meeting(owner: Mailbox, n: 1 | 2, action: MeetingAction): Promise<string> {
+    if (!this.env.settings.meetings) return 'skipped: no meetings in this run';
+    const db = this.env.db;
+    const row = (await sql<{ id: string }>`select id::text from crm.events where subject like ${`M${n}-${owner} %`} and deleted_at is null and status <> 'Canceled'`.execute(db)).rows[0];
+    if (!row) return `skipped: M${n} of ${owner} is gone`;
+    switch (action) {
+      case 'edit':
+        await sql`update crm.events set subject = ${`M${n}-${owner} review ${this.world.intent.next()}`} where id = ${row.id}::uuid`.execute(db);
+        return 'subject edited';
+      case 'attendee':
+        await sql`insert into crm.event_attendees (event_id, email, name) values (${row.id}::uuid, ${`new${this.world.intent.next()}@partner.example`}, 'New') on conflict do nothing`.execute(db);
+        return 'attendee added';
+      case 'delete':
+        await sql`update crm.events set deleted_at = now() where id = ${row.id}::uuid`.execute(db);
+        return 'deleted';
+      case 'cancel':
+        await sql`update crm.events set status = 'Canceled' where id = ${row.id}::uuid`.execute(db);
+        return 'cancelled';
+      case 'reassign': {
+        const to = owner === 'A' ? 'B' : 'A';
+        await sql`update crm.events set owner_id = ${this.env.users[to]}, subject = ${`M${n}-${to} review (from ${owner})`} where id = ${row.id}::uuid`.execute(db);
+        return `given to ${to}`;
+      }
     }
   }
 
@@ -117,8 +160,9 @@ async function syncJournal(env: ModelEnv): Promise<string[]> {
 
 export async function runScenario(env: ModelEnv, fields: string[], s: Scenario, skip: ReadonlySet<Invariant> = new Set()): Promise<RunResult> {
   // The first state is set up in as few cycles as possible: it is not what the run is about.
-  await env.reset({ mailboxes: s.mailboxes, batchSize: 500 });
+  await env.reset({ mailboxes: s.mailboxes, batchSize: 500, meetings: !!s.meetings });
   const run = new ModelRun(env, fields, s.mailboxes);
+  if (s.meetings) await run.seedMeetings();
   const keep = (vs: Violation[]) => vs.filter((v) => !skip.has(v.invariant));
   try {
     for (const side of s.initial) await run.apply({ t: 'create', side });
