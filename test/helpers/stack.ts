@@ -19,6 +19,7 @@ import { startGraphEmulator, type EmulatorOptions, type GraphEmulator } from '..
 import type { ActivitySettings } from '../../src/activities/mailbox-activities';
 import { createWorker } from '../../src/worker/worker';
 import { freshDatabase } from './database';
+import { waitForCrmFeed } from '../model/settle';
 
 // Worker lifecycle chatter drowns test output; warnings and errors still show.
 try {
@@ -77,6 +78,14 @@ export async function startStack(opts: { emulator?: EmulatorOptions; worker?: Pa
   // With payload encryption the operator's client needs the worker's codec, as the CLI has (src/client/connect.ts).
   const client = opts.codec ? new Client({ connection: temporal.connection, namespace: 'default', dataConverter: { payloadCodecs: [opts.codec] } }) : temporal.client;
   const operator = new Operator(client, database.db, taskQueue);
+  // The CRM feed reads below the oldest transaction running anywhere in the PostgreSQL cluster, and test files run
+  // two at a time against one cluster: another file's transaction can hold a CRM edit a test just made back from
+  // the cycle it asks for (in production it simply comes a cycle later). sync-now waits for the feed to see it.
+  const syncNow = operator.syncNow.bind(operator);
+  operator.syncNow = async (...args: Parameters<Operator['syncNow']>) => {
+    await waitForCrmFeed(database.db).catch(() => undefined);
+    return syncNow(...args);
+  };
   let running: Promise<void> | undefined;
   let tmpCa: string | undefined;
 

@@ -18,7 +18,8 @@ export async function waitForCrmFeed(db: Db, timeoutMs = 30_000): Promise<void> 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await sql<{ ok: boolean }>`select coalesce((select max(change_txid) from crm.contacts) < pg_snapshot_xmin(pg_current_snapshot()), true)
-      and coalesce((select max(change_txid) from crm.tasks) < pg_snapshot_xmin(pg_current_snapshot()), true) as ok`.execute(db);
+      and coalesce((select max(change_txid) from crm.tasks) < pg_snapshot_xmin(pg_current_snapshot()), true)
+      and coalesce((select max(change_txid) from crm.events) < pg_snapshot_xmin(pg_current_snapshot()), true) as ok`.execute(db);
     if (r.rows[0].ok) return;
     if (Date.now() > deadline) throw new Error('the CRM feed horizon did not pass the last CRM write within 30 s (a long transaction elsewhere in the cluster?)');
     await new Promise((res) => setTimeout(res, 5));
