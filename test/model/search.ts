@@ -1,8 +1,7 @@
 /**
  * One process of the interleaving search (interleaving.test.ts starts them): its own PostgreSQL database and
- * HTTPS Graph emulator (environment.ts), and its share of the runs. Every process walks the same fast-check runs
- * from the same seed and plays those whose index is its own modulo the number of processes, so N processes
- * play exactly the sequences one process would, and a failure's seed and path replay it in one process.
+ * HTTPS Graph emulator (environment.ts), and its share of the runs (shard.ts): n processes play exactly the
+ * sequences one process would, and a failure's seed and path replay it in one process.
  *
  * Run by interleaving.test.ts as `node --import tsx test/model/search.ts` with CXSYNC_MODEL_SHARD=k/n and a
  * numeric CXSYNC_MODEL_SEED; it sends its outcome to the parent over IPC (run by hand, it prints it as JSON). The
@@ -13,6 +12,7 @@ import { scenarioArb, scenarioText } from './commands';
 import { startModelEnv } from './environment';
 import { INVARIANTS, type Invariant } from './invariants';
 import { runScenario } from './scenario';
+import { sharded } from './shard';
 import { syncedFields } from './world';
 
 export interface SearchOutcome {
@@ -34,7 +34,6 @@ async function search(): Promise<SearchOutcome> {
   if (!Number.isInteger(seed)) throw new Error(`CXSYNC_MODEL_SEED: ${process.env.CXSYNC_MODEL_SEED} is not an integer (the parent resolves "random")`);
   const path = process.env.CXSYNC_MODEL_PATH || undefined;
   const [shard, shards] = (process.env.CXSYNC_MODEL_SHARD ?? '0/1').split('/').map(Number);
-  if (!(shards >= 1 && shard >= 0 && shard < shards)) throw new Error(`CXSYNC_MODEL_SHARD: ${process.env.CXSYNC_MODEL_SHARD} is not k/n with 0 <= k < n`);
   if (path && shards > 1) throw new Error('CXSYNC_MODEL_PATH replays one sequence: run it in one process');
   const fieldsWanted = process.env.CXSYNC_MODEL_FIELDS?.split(',').map((s) => s.trim()).filter(Boolean);
   const skip = new Set((process.env.CXSYNC_MODEL_SKIP ?? '').split(',').map((s) => s.trim()).filter(Boolean) as Invariant[]);
@@ -46,30 +45,27 @@ async function search(): Promise<SearchOutcome> {
     const edited = fieldsWanted ?? fields;
     for (const f of edited) if (!fields.includes(f)) throw new Error(`CXSYNC_MODEL_FIELDS: ${f} is not a synced field; synced: ${fields.join(', ')}`);
     const started = Date.now();
-    let index = 0;
     let played = 0;
-    let shrinking = false;
     const details = await fc.check(
-      fc.asyncProperty(scenarioArb(edited, { maxCommands }), async (scenario) => {
-        // fast-check calls the property once per run index, in order, until a run fails; every call after that
-        // is one of the failing run's shrinks, all of which this process plays.
-        if (!shrinking && index++ % shards !== shard) return;
-        played++;
-        if (played % 100 === 0) console.log(`model ${shard}/${shards}: ${played} sequences, ${((Date.now() - started) / 1000).toFixed(0)} s`);
-        const r = await runScenario(env, fields, scenario, skip);
-        if (r.violations.length === 0) return;
-        shrinking = true;
-        throw new Error(
-          [
-            `${r.violations.length} invariant violation(s):`,
-            ...r.violations.map((v) => `  [${v.invariant}] ${v.message}`),
-            'scenario:',
-            scenarioText(scenario),
-            'trace:',
-            ...r.trace.map((t) => `  ${t}`),
-          ].join('\n'),
-        );
-      }),
+      fc.asyncProperty(
+        scenarioArb(edited, { maxCommands }),
+        sharded(shard, shards, async (scenario) => {
+          played++;
+          if (played % 100 === 0) console.log(`model ${shard}/${shards}: ${played} sequences, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+          const r = await runScenario(env, fields, scenario, skip);
+          if (r.violations.length === 0) return;
+          throw new Error(
+            [
+              `${r.violations.length} invariant violation(s):`,
+              ...r.violations.map((v) => `  [${v.invariant}] ${v.message}`),
+              'scenario:',
+              scenarioText(scenario),
+              'trace:',
+              ...r.trace.map((t) => `  ${t}`),
+            ].join('\n'),
+          );
+        }),
+      ),
       { numRuns: runs, seed, ...(path ? { path } : {}), endOnFailure: process.env.CXSYNC_MODEL_NO_SHRINK === '1' },
     );
     const seconds = (Date.now() - started) / 1000;
