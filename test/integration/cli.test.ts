@@ -13,7 +13,16 @@ describe('cxsync CLI', () => {
   before(async () => {
     s = await startStack();
     await s.addUser('erik@contoso.com', 'Erik Berg');
-    env = { DATABASE_URL: s.dbUrl, TEMPORAL_ADDRESS: s.temporalAddress, TEMPORAL_TASK_QUEUE: s.taskQueue, ...emulatorEnv(s.emulator, s.caFile()) };
+    // The worker and npm start serve metrics on fixed ports by default; another test file running alongside
+    // (crash-recovery starts a worker process) may hold them, so the commands started here serve none.
+    env = {
+      DATABASE_URL: s.dbUrl,
+      TEMPORAL_ADDRESS: s.temporalAddress,
+      TEMPORAL_TASK_QUEUE: s.taskQueue,
+      CXSYNC_METRICS_ADDRESS: 'off',
+      CXSYNC_TEMPORAL_METRICS_ADDRESS: 'off',
+      ...emulatorEnv(s.emulator, s.caFile()),
+    };
   });
   after(async () => s?.teardown());
 

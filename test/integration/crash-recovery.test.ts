@@ -25,6 +25,9 @@ function startWorkerProcess(s: Stack): ChildProcess {
       GRAPH_CA_FILE: s.caFile(),
       CXSYNC_SYNC_INTERVAL_SECONDS: '3600',
       CXSYNC_BATCH_SIZE: '40',
+      // Not the fixed default ports: the CLI test starts workers alongside this file.
+      CXSYNC_METRICS_ADDRESS: 'off',
+      CXSYNC_TEMPORAL_METRICS_ADDRESS: 'off',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

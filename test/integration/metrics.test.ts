@@ -185,10 +185,13 @@ describe('Prometheus metrics of a worker', () => {
     const before = (await scrape(server.url)).samples;
     await sql`update sync.policy set settings = '{"contact":{"direction":"sideways"}}'::jsonb where name = 'fragile'`.execute(s.db);
     await assert.rejects(s.operator.syncNow(BROKEN, { wait: true }), /needs attention/);
-    const failing = (await scrape(server.url)).samples;
+    // The status says needs-attention as soon as the workflow decides it; the cycle is counted when its closing
+    // activity has run, a moment later.
+    const failedCycles = (x: typeof before) => total(x, 'cxsync_cycles_total', { outcome: 'failed' }) - total(before, 'cxsync_cycles_total', { outcome: 'failed' });
+    const failing = await eventually(async () => (await scrape(server.url)).samples, (x) => failedCycles(x) >= 1, 'the failed cycle to be closed');
     assert.equal(total(failing, 'cxsync_mailboxes', { state: 'needs-attention' }), 1);
     assert.equal(total(failing, 'cxsync_mailboxes'), 2, 'every enrolled mailbox in exactly one state');
-    assert.equal(total(failing, 'cxsync_cycles_total', { outcome: 'failed' }) - total(before, 'cxsync_cycles_total', { outcome: 'failed' }), 1);
+    assert.equal(failedCycles(failing), 1);
 
     await s.operator.updatePolicy('fragile', { contact: { direction: 'both' } });
     await s.operator.resume(BROKEN);
