@@ -56,6 +56,7 @@ const schema = z
     // needs-attention instead of retrying on; throttling does not count (docs/OPERATIONS.md).
     CXSYNC_RETRY_BUDGET_SECONDS: z.coerce.number({ invalid_type_error: 'must be a number of seconds from 10 to 604800 (default 1800)' }).int('must be a whole number of seconds').min(10, 'must be at least 10 seconds').max(604800, 'must be at most 604800 seconds (7 days)').default(1800),
     // Attempts an operation gets when errors are about it (a CRM write that throws, a Graph 409) before it is marked failed.
+    CXSYNC_MAIL_RESCAN_SECONDS: z.coerce.number({ invalid_type_error: 'must be a number of seconds from 60 to 604800 (default 21600)' }).int('must be a whole number of seconds').min(60, 'must be at least 60 seconds').max(604800, 'must be at most 604800 seconds (7 days)').default(21600),
     CXSYNC_OPERATION_ATTEMPTS: z.coerce.number({ invalid_type_error: 'must be a whole number from 1 to 100 (default 5)' }).int('must be a whole number').min(1, 'must be at least 1').max(100, 'must be at most 100').default(5),
     // Days of sync history kept (sync.log, sync.conflict, sync.operation, sync.cycle); LinkPoint keeps 30.
     CXSYNC_RETENTION_DAYS: z.coerce

@@ -23,6 +23,10 @@ import { applyLocalChunk, pullCrmStep, type CrmStepContext } from './crm/crm-cyc
 import { assertLeaseHeld, withMailboxLock } from './mailbox-lock';
 import { ExchangeStateStore } from '../db/exchange-state';
 import { toActivityFailure } from './exchange/errors';
+import { PostgresCrmEmail } from './crm/postgres-crm-email';
+import { EmailFilingStore } from '../db/email-filing-store';
+import { fileDroppedMail } from './email-filing';
+import type { MailApi } from './exchange/mail-api';
 import { applyExchangeOps, keepAlive, pullExchangeStep, type ExchangeStepContext } from './exchange/exchange-cycle';
 import type { RecordTypeAdapter } from './record-types/adapter';
 import { countApplied, recordCycle, recordPlan, reopenCycle } from './metrics';
@@ -38,7 +42,12 @@ export interface ActivitySettings {
   retryBudgetSeconds: number;
   /** Attempts of an operation whose errors are about it before it is marked failed (CXSYNC_OPERATION_ATTEMPTS). */
   operationAttempts: number;
+  /** Seconds between id-only re-scans of a drop folder (the backstop for moves delta stops reporting). */
+  mailRescanSeconds?: number;
 }
+
+/** Six hours: a message moved away and back between two delta rounds is filed within this long. */
+export const DEFAULT_MAIL_RESCAN_SECONDS = 6 * 3600;
 
 export interface TypeSyncSettings {
   /** Dedicated folder / calendar / list the type syncs with. */
@@ -58,6 +67,8 @@ export interface TypeSyncSettings {
 export interface ActivityDeps {
   db: Db;
   adapters: { [T in RecordType]: RecordTypeAdapter<unknown> };
+  /** Mail for email filing; a worker without one fails a cycle whose policy turns filing on. */
+  mail?: MailApi;
   settings: ActivitySettings;
 }
 
@@ -84,6 +95,8 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
   const exState = new ExchangeStateStore(deps.db);
   const policies = new PolicyStore(deps.db);
   const crmStore = new PostgresCrmStore(deps.db);
+  const crmEmail = new PostgresCrmEmail(deps.db);
+  const filingStore = new EmailFilingStore(deps.db);
   const { settings } = deps;
   const adapterFor = (t: RecordType) => deps.adapters[t];
 
@@ -259,6 +272,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         intervalSeconds: policy.schedule.intervalSeconds ?? settings.intervalSeconds,
         batchSize: policy.batchSize ?? settings.batchSize,
         recordTypes: RECORD_TYPES.filter((t) => typePolicy(policy, t).enabled),
+        ...(policy.email.enabled ? { email: true } : {}),
       };
       const hours = policy.schedule.activeHours;
       if (hours) {
@@ -393,6 +407,35 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       });
     },
 
+    async fileMail({ mailboxId, cycleId, limit }: CycleRef & { limit: number }) {
+      const m = await mailboxOrFail(mailboxId);
+      const policy = await policyOrFail(mailboxId);
+      const none = { filed: 0, unresolved: 0, recordsCreated: 0, workRemaining: false };
+      if (!policy.email.enabled) return none;
+      if (!deps.mail) throw new Error('this worker has no mail client: email filing cannot run (src/worker/worker.ts passes one)');
+      const r = await writer(mailboxId, () =>
+        keepAlive(beat, () =>
+          fileDroppedMail({
+            mail: deps.mail!,
+            crm: crmEmail,
+            store: filingStore,
+            mailboxId,
+            upn: m.id,
+            ownerId: m.crm_user_id,
+            policy: policy.email,
+            limit,
+            rescanSeconds: settings.mailRescanSeconds ?? DEFAULT_MAIL_RESCAN_SECONDS,
+            log: (level, message, itemId) => store.log(deps.db, { mailboxId, cycleId, level, recordType: 'email', side: 'exchange', itemId, message }),
+            beat,
+          }),
+        ),
+      );
+      for (const [k, n] of [['filed', r.filed], ['unresolved', r.unresolved], ['created', r.recordsCreated]] as const) {
+        if (n) await store.addCount(cycleId, `email:${k}`, n);
+      }
+      return r;
+    },
+
     async finishCycle({ mailboxId, cycleId, outcome, detail }: CycleRef & { outcome: CycleSummary['outcome']; detail?: string }): Promise<CycleSummary> {
       const cycle = await store.getCycle(cycleId);
       const types: Partial<Record<RecordType, TypeSummary>> = {};
@@ -402,6 +445,9 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         const [tag, rt, side] = k.split(':');
         if (tag === 'pulled' && (side === 'exchange' || side === 'crm')) t(rt).pulled[side] = Number(v);
       }
+      const email = Object.keys(raw).some((k) => k.startsWith('email:'))
+        ? { filed: Number(raw['email:filed'] ?? 0), unresolved: Number(raw['email:unresolved'] ?? 0), recordsCreated: Number(raw['email:created'] ?? 0) }
+        : undefined;
       for (const r of await store.operationCounts(cycleId)) {
         const n = Number(r.n);
         if (r.status === 'failed') t(r.record_type).errors += n;
@@ -426,6 +472,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         outcome,
         ...(detail ? { detail } : {}),
         types,
+        ...(email ? { email } : {}),
       };
     },
   });

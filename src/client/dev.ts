@@ -117,7 +117,7 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
       graphCaPem: emulator?.caCertPem,
       temporal: { connection: undefined, ...temporalConnectionOptions(env), namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE },
       codec: payloadCodec(env),
-      settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE, retryBudgetSeconds: env.CXSYNC_RETRY_BUDGET_SECONDS, operationAttempts: env.CXSYNC_OPERATION_ATTEMPTS },
+      settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE, retryBudgetSeconds: env.CXSYNC_RETRY_BUDGET_SECONDS, operationAttempts: env.CXSYNC_OPERATION_ATTEMPTS, mailRescanSeconds: env.CXSYNC_MAIL_RESCAN_SECONDS },
       retentionDays: env.CXSYNC_RETENTION_DAYS,
     });
     const running = worker.run();

@@ -383,6 +383,54 @@ export interface EventInvitationTable {
   decided_at: Generated<Date>;
 }
 
+/** A drop folder of a mailbox (0014_email_filing). */
+export interface MailFolderTable {
+  mailbox_id: string;
+  role: 'account' | 'contact' | 'lead';
+  folder_name: string;
+  folder_id: string;
+  delta_link: string | null;
+  rescanned_at: Date | null;
+}
+
+/** A message filed from a drop folder (0014_email_filing). */
+export interface MailFiledTable {
+  mailbox_id: string;
+  message_id: string;
+  role: 'account' | 'contact' | 'lead';
+  activity_id: string;
+  filed_at: Generated<Date>;
+}
+
+/** A message that could not be filed, until it is or an operator decides (0014_email_filing). */
+export interface EmailUnresolvedTable {
+  id: Generated<string>;
+  mailbox_id: string;
+  message_id: string;
+  role: 'account' | 'contact' | 'lead';
+  internet_message_id: string | null;
+  subject: string;
+  sender_address: string | null;
+  sender_name: string | null;
+  received_at: Date | null;
+  reason: string;
+  candidates: Generated<unknown>;
+  decision: unknown | null;
+  decided_by: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+/** An address or domain never filed, for one mailbox or all (0014_email_filing). */
+export interface EmailExclusionTable {
+  id: Generated<string>;
+  mailbox_id: string | null;
+  kind: 'address' | 'domain';
+  value: string;
+  added_by: string | null;
+  created_at: Generated<Date>;
+}
+
 export interface Database {
   'sync.policy': PolicyTable;
   'sync.mailbox': MailboxTable;
@@ -407,4 +455,8 @@ export interface Database {
   'crm.email_attachments': CrmEmailAttachmentTable;
   'sync.event_instance': EventInstanceTable;
   'sync.event_invitation': EventInvitationTable;
+  'sync.mail_folder': MailFolderTable;
+  'sync.mail_filed': MailFiledTable;
+  'sync.email_unresolved': EmailUnresolvedTable;
+  'sync.email_exclusion': EmailExclusionTable;
 }

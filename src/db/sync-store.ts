@@ -333,7 +333,10 @@ export class SyncStore {
   }
 
   async addPulled(cycleId: string, recordType: string, side: 'exchange' | 'crm', n: number): Promise<void> {
-    const key = `pulled:${recordType}:${side}`;
+    await this.addCount(cycleId, `pulled:${recordType}:${side}`, n);
+  }
+  /** Adds `n` to a count of the cycle's summary (finishCycle reads them into the CycleSummary). */
+  async addCount(cycleId: string, key: string, n: number): Promise<void> {
     await sql`update sync.cycle set summary = coalesce(summary, '{}'::jsonb)
       || jsonb_build_object(${key}::text, coalesce((summary->>${key}::text)::int, 0) + ${n}::int) where id = ${cycleId}`.execute(this.db);
   }

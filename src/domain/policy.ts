@@ -13,6 +13,7 @@ import { fail, ok, type Result } from './result';
 import { isValidTimeZone, parseHhMm, WEEKDAYS } from './schedule';
 import { INVITATION_POLICIES } from './invitations';
 import { validateTaskStatusMap, type TaskStatusMap } from './task';
+import { normaliseAddress, normaliseDomain } from './email-records';
 import { CONFLICT_RULES, DELETE_RULES, DIRECTIONS, type ReconcilePolicy, type Side } from './reconcile';
 
 // The rule names belong to the reconciler, which gives them their meaning.
@@ -144,6 +145,64 @@ const taskSection = z
   .strict()
   .default({});
 
+/** A mail folder name as Exchange takes it: not empty, at most 255 characters, no path separator. */
+const mailFolderName = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty; use null for no such folder')
+  .max(255)
+  .refine((n) => !/[\\/]/.test(n), { message: 'must be a folder name, not a path (no / or \\)', params: SHOW_VALUE });
+
+const emailSection = z
+  .object({
+    /** File mail dropped into the drop folders (docs/RECORD_TYPES.md, "Email"). Off until a policy turns it on. */
+    enabled: z.boolean().default(false),
+    /**
+     * The drop folders, created under the mailbox's top of information store on first use: a message dropped
+     * into one is filed to the CRM record its sender matches, or to a new record of the folder's type. Null: no
+     * folder for that type.
+     */
+    dropFolders: z
+      .object({
+        account: mailFolderName.nullable().default('VAccounts'),
+        contact: mailFolderName.nullable().default('VContacts'),
+        lead: mailFolderName.nullable().default('VLeads'),
+      })
+      .strict()
+      .default({}),
+    attachments: z
+      .object({
+        /** Store a filed message's attachments in the CRM; off: the message is filed without them. */
+        enabled: z.boolean().default(true),
+        /** Larger attachments are kept as a placeholder naming the limit (never failing the message); null: no limit. */
+        maxBytes: z.number().int().min(1).max(150 * 1024 * 1024).nullable().default(10 * 1024 * 1024),
+      })
+      .strict()
+      .default({}),
+    /** Addresses and domains never filed to (nor created as) a CRM record; operators add more with cxsync email ignore-*. */
+    exclude: z
+      .object({
+        /** The domain of the mailbox's own address (internal mail). */
+        ownDomain: z.boolean().default(true),
+        addresses: z.array(z.string().refine((a) => normaliseAddress(a) !== null, { message: 'must be an email address such as anna@contoso.com', params: SHOW_VALUE })).default([]),
+        domains: z.array(z.string().refine((d) => normaliseDomain(d) !== null, { message: 'must be a domain such as contoso.com', params: SHOW_VALUE })).default([]),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict()
+  .superRefine((e, ctx) => {
+    const names = Object.entries(e.dropFolders).filter(([, n]) => n !== null) as Array<[string, string]>;
+    for (let i = 0; i < names.length; i++) {
+      for (let j = 0; j < i; j++) {
+        if (names[i][1].toLowerCase() === names[j][1].toLowerCase()) {
+          ctx.addIssue({ code: 'custom', path: ['dropFolders', names[i][0]], message: `must differ from dropFolders.${names[j][0]} (Exchange compares folder names without case)` });
+        }
+      }
+    }
+  })
+  .default({});
+
 const activeHours = z
   .object({
     days: z.array(z.enum(WEEKDAYS)).min(1, 'must name at least one day').default([...WEEKDAYS]),
@@ -190,6 +249,7 @@ export const policySchema = z
     contact: contactSection,
     event: eventSection,
     task: taskSection,
+    email: emailSection,
   })
   .strict()
   .superRefine((p, ctx) => {

@@ -2,6 +2,8 @@
 
 export const RECORD_TYPES = ['contact', 'event', 'task'] as const;
 export type RecordType = (typeof RECORD_TYPES)[number];
+/** What can stop on its own (a refused permission): a record type, or email filing. */
+export type SyncArea = RecordType | 'email';
 
 export interface SideCounts {
   created: number;
@@ -27,6 +29,16 @@ export interface CycleSummary {
   /** Why the cycle did not complete, when it did not. */
   detail?: string;
   types: Partial<Record<RecordType, TypeSummary>>;
+  /** Mail filed from the drop folders this cycle (absent when email filing is off). */
+  email?: EmailSummary;
+}
+
+export interface EmailSummary {
+  filed: number;
+  /** Messages added to the unresolved list (cxsync email unresolved). */
+  unresolved: number;
+  /** CRM records created from senders. */
+  recordsCreated: number;
 }
 
 export type MailboxState = 'idle' | 'syncing' | 'paused' | 'needs-attention';
@@ -43,7 +55,7 @@ export interface MailboxStatus {
    * Record types stopped until an operator acts (a refused permission), with the reason; the others keep
    * syncing. Absent in statuses from workflows started before it existed.
    */
-  typesNeedingAttention?: Partial<Record<RecordType, string>>;
+  typesNeedingAttention?: Partial<Record<SyncArea, string>>;
 }
 
 export function emptyTypeSummary(): TypeSummary {

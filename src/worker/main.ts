@@ -27,7 +27,7 @@ export async function runWorker(env: Env, say: (line: string) => void): Promise<
         graph: graphSettings(env),
         temporal: { ...temporal, namespace: env.TEMPORAL_NAMESPACE, taskQueue: env.TEMPORAL_TASK_QUEUE },
         codec,
-        settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE, retryBudgetSeconds: env.CXSYNC_RETRY_BUDGET_SECONDS, operationAttempts: env.CXSYNC_OPERATION_ATTEMPTS },
+        settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE, retryBudgetSeconds: env.CXSYNC_RETRY_BUDGET_SECONDS, operationAttempts: env.CXSYNC_OPERATION_ATTEMPTS, mailRescanSeconds: env.CXSYNC_MAIL_RESCAN_SECONDS },
         retentionDays: env.CXSYNC_RETENTION_DAYS,
       });
     } catch (err) {

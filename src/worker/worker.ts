@@ -6,6 +6,7 @@ import { createMailboxActivities, type ActivitySettings } from '../activities/ma
 import { ContactsApi } from '../activities/exchange/contacts-api';
 import { contactsAdapter } from '../activities/record-types/contacts';
 import { EventsApi } from '../activities/exchange/events-api';
+import { MailApi } from '../activities/exchange/mail-api';
 import { TodoApi } from '../activities/exchange/todo-api';
 import { eventsAdapter } from '../activities/record-types/events';
 import { tasksAdapter } from '../activities/record-types/tasks';
@@ -65,6 +66,7 @@ export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; c
       event: eventsAdapter(p.db, new EventsApi(graph.client, p.pageSize ?? 100)),
       task: tasksAdapter(p.db, new TodoApi(graph.client, p.pageSize ?? 100)),
     },
+    mail: new MailApi(graph.client, p.pageSize ?? 100),
     settings: { ...DEFAULT_ACTIVITY_SETTINGS, ...p.settings },
   });
   const worker = await Worker.create({

@@ -10,6 +10,8 @@ export interface MailboxConfig {
   intervalSeconds: number;
   batchSize: number;
   recordTypes: RecordType[];
+  /** The policy files mail from drop folders (email.enabled). */
+  email?: boolean;
   /** The policy's active hours as UTC windows (from now to a horizon beyond the longest interval); absent: any time. */
   activeWindows?: TimeWindow[];
 }
@@ -49,5 +51,7 @@ export interface MailboxActivities {
   plan(step: TypeStep): Promise<{ operations: number; conflicts: number }>;
   applyBatch(step: TypeStep & { limit: number }): Promise<ApplyResult>;
   commitType(step: TypeStep): Promise<CommitResult>;
+  /** Files the mail dropped into the drop folders, at most `limit` messages (activities/email-filing.ts). */
+  fileMail(ref: CycleRef & { limit: number }): Promise<{ filed: number; unresolved: number; recordsCreated: number; workRemaining: boolean }>;
   finishCycle(ref: CycleRef & { outcome: 'completed' | 'interrupted' | 'failed'; detail?: string }): Promise<CycleSummary>;
 }

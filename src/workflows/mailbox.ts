@@ -18,7 +18,7 @@ import {
   setHandler,
 } from '@temporalio/workflow';
 import { nextAllowedTime, type TimeWindow } from '../domain/schedule';
-import { MAILBOX_NEEDS_ATTENTION, TYPE_NEEDS_ATTENTION, type CycleSummary, type MailboxStatus, type RecordType } from '../domain/status';
+import { MAILBOX_NEEDS_ATTENTION, TYPE_NEEDS_ATTENTION, type CycleSummary, type MailboxStatus, type RecordType, type SyncArea } from '../domain/status';
 import type { MailboxActivities, TypeStep } from './activities-contract';
 
 export const pauseSignal = defineSignal<[reason?: string]>('pause');
@@ -41,7 +41,7 @@ export interface CarriedState {
   /** The schedule last read, so the next cycle time is known from the first moment of a new run. */
   intervalSeconds?: number;
   /** Record types stopped until `resume` (a refused permission), with the reason; the others go on syncing. */
-  typeAttention?: Partial<Record<RecordType, string>>;
+  typeAttention?: Partial<Record<SyncArea, string>>;
 }
 
 export interface MailboxWorkflowInput {
@@ -177,7 +177,10 @@ export async function mailboxWorkflow(input: MailboxWorkflowInput): Promise<void
   // its own, replay without the new scope and its commands.
   if (patched('cxsync-no-silent-failure')) {
     const types = current.recordTypes.filter((t) => !s.typeAttention?.[t]);
-    s.lastCycle = await runCancellableCycle(mailboxId, types, current.batchSize, s, (scope) => (cycleScope = scope), () => (cycleFailing = true));
+    // Email filing runs after the record types, behind its own patch: histories recorded before it existed
+    // replay without the activity (their loadMailbox results never asked for it anyway).
+    const email = !!current.email && !s.typeAttention?.email && patched('cxsync-email-filing');
+    s.lastCycle = await runCancellableCycle(mailboxId, types, current.batchSize, s, (scope) => (cycleScope = scope), () => (cycleFailing = true), email);
     cycleScope = undefined;
   } else {
     s.lastCycle = await runCycle(mailboxId, current.recordTypes, current.batchSize, s, () => s.paused || removed, () => (cycleFailing = true));
@@ -245,6 +248,7 @@ async function runCancellableCycle(
   s: CarriedState,
   setScope: (scope: CancellationScope) => void,
   failing: () => void,
+  email = false,
 ): Promise<CycleSummary> {
   const { cycleId } = await fast.startCycle(mailboxId);
   s.workRemaining = false;
@@ -273,6 +277,16 @@ async function runCancellableCycle(
           (s.typeAttention ??= {})[recordType] = withResumeHint(reason, mailboxId);
         }
       }
+      if (email) {
+        try {
+          const r = await long.fileMail({ mailboxId, cycleId, limit: batchSize });
+          if (r.workRemaining) s.workRemaining = true;
+        } catch (err) {
+          const reason = needsAttentionMessage(err, TYPE_NEEDS_ATTENTION);
+          if (reason === undefined) throw err;
+          (s.typeAttention ??= {}).email = withResumeHint(reason, mailboxId);
+        }
+      }
     });
   } catch (err) {
     if (isCancellation(err)) return await close('interrupted', s.paused ? 'paused' : 'cancelled');
@@ -284,6 +298,6 @@ async function runCancellableCycle(
   }
   // The cycle ran for every type it could: it counts as completed (sync-now waits on it), and names the types
   // that stopped; the status shows them as needs-attention.
-  const stopped = Object.entries(s.typeAttention ?? {}).filter(([t]) => recordTypes.includes(t as RecordType));
+  const stopped = Object.entries(s.typeAttention ?? {}).filter(([t]) => recordTypes.includes(t as RecordType) || (email && t === 'email'));
   return await close('completed', stopped.length ? `stopped until resume: ${stopped.map(([t, r]) => `${t}: ${r}`).join('; ')}` : undefined);
 }

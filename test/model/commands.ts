@@ -1,7 +1,15 @@
 /**
- * The commands of a model run, as plain data (so fast-check can shrink a failing list) that print as a user
- * would say them: "A: step", "edit Outlook A R2.jobTitle", "pause B". Record names R1, R2, … are assigned in
- * creation order; a command naming a record that does not exist (yet, or any more on that side) is skipped.
+ * The commands of a model run, for fast-check's model-based testing (fc.commands + fc.asyncModelRun): each is
+ * plain data (a Command, which fast-check shrinks through the arbitrary that made it) wrapped in a ModelCommand,
+ * an fc.AsyncCommand whose check(model) says whether it applies in the state the run is in and whose run(model,
+ * real) plays it on the real activities (scenario.ts ModelRun.apply) and writes the trace. They print as a user
+ * would say them: "A: step", "edit Outlook A R2.jobTitle", "pause B".
+ *
+ * Record names R1, R2, … are assigned in creation order (the initial records first); a command naming a record
+ * that was not created yet does not run (check), nor does a pause of a paused mailbox, a resume of a running one
+ * or a meeting action in a run without meetings. A command naming a record that exists but whose copy on that
+ * side is gone runs and is skipped by the world (world.ts: "skipped: no CRM copy"): only the real sides know.
+ * In a run with one mailbox, B's commands act on A (what a two-mailbox run shrinks to) and print so.
  */
 import fc from 'fast-check';
 import type { Mailbox } from './environment';
@@ -49,12 +57,8 @@ export function commandText(c: Command): string {
   }
 }
 
-/** The same object, printed readably in fast-check's counterexamples. */
-function printable<T extends Command>(c: T): T {
-  return Object.defineProperty(c, fc.toStringMethod, { value: () => commandText(c), enumerable: false });
-}
-
-export interface Scenario {
+/** A run's fixed part, drawn before its commands. */
+export interface ScenarioSettings {
   mailboxes: Mailbox[];
   batchSize: number;
   /** Records created (on these sides) and synced before the commands start, so edits meet linked pairs. */
@@ -64,6 +68,10 @@ export interface Scenario {
    * upcoming, one past): under the default event.invitations no step, fault or user action may mail anyone.
    */
   meetings?: boolean;
+}
+
+/** A run with a fixed list of commands (scenario.ts runScenario plays it as it plays generated ones). */
+export interface Scenario extends ScenarioSettings {
   commands: Command[];
 }
 
@@ -71,13 +79,93 @@ export function scenarioText(s: Scenario): string {
   return [`mailboxes ${s.mailboxes.join('+')}, batch size ${s.batchSize}, synced first: ${s.initial.map(sideName).join(', ') || 'nothing'}${s.meetings ? ', with meetings' : ''}`, ...s.commands.map((c, i) => `  ${i + 1}. ${commandText(c)}`)].join('\n');
 }
 
+/**
+ * fast-check's model of a run: what the commands played so far imply, known before any command runs. It says
+ * which commands apply (ModelCommand.check); whether the sync kept up is for the invariants to judge afterwards.
+ */
+export interface Model {
+  readonly mailboxes: readonly Mailbox[];
+  readonly meetings: boolean;
+  /** Records created so far, the initial ones included: R1 … R`records` exist. */
+  records: number;
+  paused: Set<Mailbox>;
+}
+
+export function initialModel(s: ScenarioSettings): Model {
+  return { mailboxes: s.mailboxes, meetings: !!s.meetings, records: s.initial.length, paused: new Set() };
+}
+
+/** The system under test as the commands see it: scenario.ts ModelRun (real activities, PostgreSQL, emulator). */
+export interface Real {
+  apply(c: Command): Promise<string>;
+  /** What happened, for a failure's report: each command played with its outcome, then the settling cycles. */
+  readonly trace: string[];
+  /** The commands played, as they acted (B read as A in a one-mailbox run). */
+  readonly played: Command[];
+}
+
+/** The command with mailbox B read as A: in a run with one mailbox (what a two-mailbox run shrinks to). */
+export function asActing(c: Command, mailboxes: readonly Mailbox[]): Command {
+  if (mailboxes.includes('B')) return c;
+  const a = <T>(x: T) => (x === 'B' ? 'A' : x) as T;
+  const copy = { ...c } as Record<string, unknown>;
+  for (const k of ['m', 'side', 'to', 'owner']) if (k in copy) copy[k] = a(copy[k]);
+  return copy as Command;
+}
+
+/** One command of a model run, as fast-check's model-based testing plays it. */
+export class ModelCommand implements fc.AsyncCommand<Model, Real> {
+  /** The command as it acted, once run (so a one-mailbox counterexample prints A where it was drawn as B). */
+  private acted?: Command;
+
+  constructor(readonly command: Command) {}
+
+  check(m: Model): boolean {
+    const c = asActing(this.command, m.mailboxes);
+    switch (c.t) {
+      case 'pause':
+        return !m.paused.has(c.m);
+      case 'resume':
+        return m.paused.has(c.m);
+      case 'meeting':
+        return m.meetings;
+      case 'edit':
+      case 'delete':
+      case 'reassign':
+      case 'unsynced':
+        return c.rec <= m.records;
+      default:
+        return true;
+    }
+  }
+
+  async run(m: Model, r: Real): Promise<void> {
+    const c = (this.acted = asActing(this.command, m.mailboxes));
+    if (c.t === 'create') m.records++;
+    else if (c.t === 'pause') m.paused.add(c.m);
+    else if (c.t === 'resume') m.paused.delete(c.m);
+    r.played.push(c);
+    r.trace.push(`${commandText(c)} → ${await r.apply(c)}`);
+  }
+
+  toString(): string {
+    return commandText(this.acted ?? this.command);
+  }
+
+  /** fast-check clones a run's commands before it plays them again (a shrink): each play has its own. */
+  [fc.cloneMethod](): ModelCommand {
+    return new ModelCommand(this.command);
+  }
+}
+
 const BATCH_SIZES = [1, 2, 3, 500];
 
-export function commandArb(mailboxes: Mailbox[], fields: string[], maxRecords: number): fc.Arbitrary<Command> {
+/** One command, drawn with the weights below: mostly steps of the sync, then users' edits, then the rest. */
+export function commandArb(mailboxes: Mailbox[], fields: string[], maxRecords: number): fc.Arbitrary<ModelCommand> {
   const m = fc.constantFrom(...mailboxes);
   const side = fc.constantFrom<Side>('crm', ...mailboxes);
   const rec = fc.integer({ min: 1, max: maxRecords });
-  const cmd = <T extends Command>(a: fc.Arbitrary<T>) => a.map(printable);
+  const cmd = <T extends Command>(a: fc.Arbitrary<T>) => a.map((c) => new ModelCommand(c));
   return fc.oneof(
     { weight: 24, arbitrary: cmd(m.map((x) => ({ t: 'step' as const, m: x }))) },
     { weight: 2, arbitrary: cmd(m.map((x) => ({ t: 'lost-answer' as const, m: x }))) },
@@ -114,35 +202,55 @@ export function commandArb(mailboxes: Mailbox[], fields: string[], maxRecords: n
   );
 }
 
-/** The command with mailbox B read as A: a run with one mailbox (what a two-mailbox run shrinks to). */
-function onlyA(c: Command): Command {
-  const a = <T>(x: T) => (x === 'B' ? 'A' : x) as T;
-  const copy = { ...c } as Record<string, unknown>;
-  for (const k of ['m', 'side', 'to', 'owner']) if (k in copy) copy[k] = a(copy[k]);
-  return printable(copy as Command);
+export interface ScenarioOptions {
+  /** Most commands a run draws (some may not apply: see ModelCommand.check). */
+  maxCommands: number;
+  /**
+   * fast-check's record of which commands ran in the failing run and its shrinks (the `replayPath` its report
+   * prints): a counterexample path into shrunk commands replays only with it, as nothing runs while the path is
+   * walked.
+   */
+  replayPath?: string;
 }
 
 /**
- * Runs of up to `maxCommands` commands (most between 5 and `maxCommands`; one at least, so a failing run can
- * shrink to the one command that matters).
+ * The two arbitraries of a run, for fc.asyncProperty(settings, commands, …): its settings, and up to
+ * `maxCommands` commands (fc.commands, the whole range drawn: size "max") over mailboxes A and B.
  */
-export function scenarioArb(fields: string[], opts: { maxCommands: number }): fc.Arbitrary<Scenario> {
-  // No chain on the mailbox count, so that fast-check can shrink a failing two-mailbox run to one mailbox.
-  return fc
+export function scenarioArbs(fields: string[], opts: ScenarioOptions): [fc.Arbitrary<ScenarioSettings>, fc.Arbitrary<Iterable<fc.AsyncCommand<Model, Real>>>] {
+  // The commands do not depend on the mailbox count (B's act on A when there is one), so that fast-check can
+  // shrink a failing two-mailbox run to one mailbox in one step.
+  const settings = fc
     .record({
       two: fc.boolean(),
       batchSize: fc.constantFrom(...BATCH_SIZES),
       initial: fc.array(fc.constantFrom<Side>('crm', 'A', 'B'), { minLength: 1, maxLength: 3 }),
       // One run in four syncs calendars too (their cycles cost time; contacts carry the interleavings).
       meetings: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
-      // Few records, so that the users' actions and the sync's steps keep meeting on the same ones.
-      commands: fc.array(commandArb(['A', 'B'], fields, 4), { minLength: 1, maxLength: opts.maxCommands, size: 'max' }),
     })
-    .map(({ two, batchSize, initial, meetings, commands }) => ({
+    .map(({ two, batchSize, initial, meetings }) => ({
       mailboxes: two ? (['A', 'B'] as Mailbox[]) : (['A'] as Mailbox[]),
       batchSize,
       meetings,
       initial: two ? initial : initial.map((x) => (x === 'B' ? 'A' : x)),
-      commands: two ? commands : commands.map(onlyA),
     }));
+  // Few records, so that the users' actions and the sync's steps keep meeting on the same ones.
+  const commands = fc.commands([commandArb(['A', 'B'], fields, 4)], { maxCommands: opts.maxCommands, size: 'max', ...(opts.replayPath ? { replayPath: opts.replayPath } : {}) });
+  return [settings, commands];
+}
+
+/**
+ * A failing run's path as CXSYNC_MODEL_PATH takes it: fast-check's counterexample path (the run's index among all
+ * runs, then the shrinks taken), "@", and fc.commands' replay path (which commands ran in the failing run and in
+ * each shrink: walking a path runs nothing, so fast-check cannot tell otherwise which ones it may drop).
+ */
+export function failurePath(counterexamplePath: string, commands: unknown): string {
+  const m = /\/\*replayPath=("[^"]*")\*\/$/.exec(String(commands));
+  return m ? `${counterexamplePath}@${JSON.parse(m[1]) as string}` : counterexamplePath;
+}
+
+/** CXSYNC_MODEL_PATH read back: fast-check's path and fc.commands' replay path. */
+export function parseFailurePath(p: string): { path: string; replayPath?: string } {
+  const at = p.indexOf('@');
+  return at < 0 ? { path: p } : { path: p.slice(0, at), replayPath: p.slice(at + 1) };
 }

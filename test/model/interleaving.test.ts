@@ -1,9 +1,12 @@
 /**
  * The model-based interleaving test of the sync cycle (DESIGN.md, "Concurrency"): the gate for every change to
- * the cycle. fast-check generates sequences of workflow steps (plain, with the answer lost, with Graph faults),
- * pauses, batch-size changes and user actions on both sides of one or two mailboxes that share contacts; each
- * sequence runs against the real activities, PostgreSQL and the HTTPS Graph emulator, then settles and is
- * checked against the users' intent (invariants.ts).
+ * the cycle. It is fast-check model-based testing over the real activities, PostgreSQL and the HTTPS Graph
+ * emulator: fc.commands draws sequences of commands (commands.ts: workflow steps, plain, with the answer lost or
+ * with Graph faults; pauses and resumes; batch-size changes; user actions on both sides of one or two mailboxes
+ * that share contacts), each an fc.AsyncCommand whose check(model) says whether it applies; fc.asyncModelRun plays
+ * them (scenario.ts) after a setup that resets the environment and syncs the initial records; the run then
+ * settles and is checked against the users' intent (invariants.ts). fast-check shrinks a failure (fewer and
+ * simpler commands, one mailbox instead of two, fewer initial records) and prints it as a user would say it.
  *
  * The sequences are played by worker processes (search.ts), each with its own database and emulator, run i by
  * process i mod n (shard.ts): the same sequences one process would play, in about half the time on two cores.
@@ -11,6 +14,8 @@
  * CXSYNC_MODEL_RUNS      sequences to run (default 1000: about 3 minutes on two free cores; stress: 10×)
  * CXSYNC_MODEL_SEED      the seed (default 20261130: npm test plays the same sequences every time); `random` for a
  *                        new one, printed first; with CXSYNC_MODEL_PATH, replays a reported failure
+ * CXSYNC_MODEL_PATH      a reported failure's path: fast-check's counterexample path, then `@` and fc.commands'
+ *                        replay path (which commands ran), as the failure prints it
  * CXSYNC_MODEL_PROCESSES worker processes (default: 2, or fewer cores; 1 when replaying a path)
  * CXSYNC_MODEL_SKIP      invariants to leave out, comma-separated (to hunt for others while one is known to fail)
  * CXSYNC_MODEL_COMMANDS  most commands per sequence (default 25)
@@ -79,7 +84,7 @@ test(`sync cycle under random interleavings: ${RUNS} sequences of up to ${MAX_CO
           .map((o) =>
             [
               `model process ${o.shard} found a failing sequence: seed ${o.seed}, path ${o.path}`,
-              `replay it: CXSYNC_MODEL_SEED=${o.seed} CXSYNC_MODEL_PATH=${o.path} CXSYNC_MODEL_NO_SHRINK=1 npx tsx scripts/run-tests.ts test/model/interleaving.test.ts`,
+              `replay it: CXSYNC_MODEL_SEED=${o.seed} CXSYNC_MODEL_PATH='${o.path}' CXSYNC_MODEL_NO_SHRINK=1 npx tsx scripts/run-tests.ts test/model/interleaving.test.ts`,
               o.report,
             ].join('\n'),
           )

@@ -1,19 +1,25 @@
 /**
- * One model run: reset the shared environment, create and sync the initial records, play the commands (each a
- * workflow step or a user's action), settle, check. Returns the violations and a trace of what happened, for
- * the failure report.
+ * One model run, as fast-check's model-based testing plays it (fc.asyncModelRun): the setup resets the shared
+ * environment, creates and syncs the initial records and gives fast-check the model (commands.ts Model) and the
+ * real system (ModelRun: the real activities, PostgreSQL and the HTTPS Graph emulator); fast-check plays the
+ * commands that apply (each a workflow step or a user's action, commands.ts ModelCommand); then the run settles
+ * and the invariants are checked. Returns the violations and a trace of what happened, for the failure report.
+ * The same path plays a fixed list of commands.
  */
+import fc from 'fast-check';
 import { sql } from 'kysely';
 import { MailboxDriver } from './driver';
 import { MAILBOXES, type Mailbox, type ModelEnv } from './environment';
 import { checkInvariants, type Invariant, type Violation } from './invariants';
-import { commandText, type Command, type MeetingAction, type Scenario } from './commands';
+import { initialModel, ModelCommand, type Command, type MeetingAction, type Model, type Real, type ScenarioSettings } from './commands';
 import { settle } from './settle';
 import { World, type OutlookUnsynced } from './world';
 
 export interface RunResult {
   violations: Violation[];
   trace: string[];
+  /** The commands that ran, as they acted (B read as A in a one-mailbox run). */
+  played: Command[];
 }
 
 /** Rounds of cycles quiescence may take: the writes a batch size lets through per cycle, and a margin for echoes. */
@@ -21,10 +27,11 @@ export function roundBound(records: number, batchSize: number): number {
   return 6 + 3 * Math.ceil((records + 1) / batchSize);
 }
 
-export class ModelRun {
+export class ModelRun implements Real {
   readonly world: World;
   readonly drivers: Record<Mailbox, MailboxDriver>;
   readonly trace: string[] = [];
+  readonly played: Command[] = [];
 
   constructor(readonly env: ModelEnv, fields: string[], readonly mailboxes: Mailbox[]) {
     this.world = new World(env, fields);
@@ -32,9 +39,12 @@ export class ModelRun {
   }
 
   private recordOf(n: number) {
-    return this.world.intent.byTag(`R${n}`);
+    const rec = this.world.intent.byTag(`R${n}`);
+    if (!rec) throw new Error(`R${n} was never created: ModelCommand.check lets no command name it`);
+    return rec;
   }
 
+  /** Plays one command; what it names exists (ModelCommand.check). */
   async apply(c: Command): Promise<string> {
     const w = this.world;
     switch (c.t) {
@@ -68,7 +78,6 @@ export class ModelRun {
     }
     if (c.t === 'meeting') return this.meeting(c.owner, c.n, c.action);
     const rec = this.recordOf(c.rec);
-    if (!rec) return `skipped: no record R${c.rec}`;
     switch (c.t) {
       case 'edit': {
         const value = c.clear ? null : w.value(rec, c.field, w.intent.next());
@@ -101,7 +110,7 @@ export class ModelRun {
   }
 
   private async meeting(owner: Mailbox, n: 1 | 2, action: MeetingAction): Promise<string> {
-    if (!this.env.settings.meetings) return 'skipped: no meetings in this run';
+    if (!this.env.settings.meetings) throw new Error('a meeting action in a run without meetings: ModelCommand.check lets none run');
     const db = this.env.db;
     const row = (await sql<{ id: string }>`select id::text from crm.events where subject like ${`M${n}-${owner} %`} and deleted_at is null and status <> 'Canceled'`.execute(db)).rows[0];
     if (!row) return `skipped: M${n} of ${owner} is gone`;
@@ -158,29 +167,57 @@ async function syncJournal(env: ModelEnv): Promise<string[]> {
   return ['-- sync journal --', ...ops.rows.map((r) => r.line), ...log.rows.map((r) => r.line)];
 }
 
-export async function runScenario(env: ModelEnv, fields: string[], s: Scenario, skip: ReadonlySet<Invariant> = new Set()): Promise<RunResult> {
-  // The first state is set up in as few cycles as possible: it is not what the run is about.
-  await env.reset({ mailboxes: s.mailboxes, batchSize: 500, meetings: !!s.meetings });
-  const run = new ModelRun(env, fields, s.mailboxes);
-  if (s.meetings) await run.seedMeetings();
+/** The setup failed: the initial records did not sync (violations), so there is nothing to play commands on. */
+class InitialSyncFailed extends Error {
+  constructor(readonly violations: Violation[]) {
+    super('the initial records did not sync');
+  }
+}
+
+const isCommandList = (c: Iterable<fc.AsyncCommand<Model, Real>> | readonly Command[]): c is readonly Command[] =>
+  Array.isArray(c) && c.every((x) => typeof (x as Command).t === 'string');
+
+/**
+ * Plays a run: fc.asyncModelRun over `commands` (fc.commands' generated ones, or a fixed list of plain commands),
+ * from a setup that resets the environment and syncs the initial records; then settles and checks.
+ */
+export async function runScenario(
+  env: ModelEnv,
+  fields: string[],
+  s: ScenarioSettings,
+  commands: Iterable<fc.AsyncCommand<Model, Real>> | readonly Command[],
+  skip: ReadonlySet<Invariant> = new Set(),
+): Promise<RunResult> {
+  const cmds = isCommandList(commands) ? commands.map((c) => new ModelCommand(c)) : commands;
   const keep = (vs: Violation[]) => vs.filter((v) => !skip.has(v.invariant));
-  try {
+  let run: ModelRun | undefined;
+  const setup = async (): Promise<{ model: Model; real: ModelRun }> => {
+    // The first state is set up in as few cycles as possible: it is not what the run is about.
+    await env.reset({ mailboxes: s.mailboxes, batchSize: 500, meetings: !!s.meetings });
+    run = new ModelRun(env, fields, s.mailboxes);
+    if (s.meetings) await run.seedMeetings();
     for (const side of s.initial) await run.apply({ t: 'create', side });
     const first = await run.settle('linked');
-    if (keep(first.violations).length) return { violations: first.violations, trace: run.trace };
+    if (keep(first.violations).length) throw new InitialSyncFailed(first.violations);
     await env.setBatchSize(s.batchSize);
     run.trace.push('-- commands --');
     run.world.intent.commandsFrom = run.world.intent.next();
-    for (const c of s.commands) run.trace.push(`${commandText(c)} → ${await run.apply(c)}`);
+    return { model: initialModel(s), real: run };
+  };
+  const result = (violations: Violation[]): RunResult => ({ violations, trace: run?.trace ?? [], played: run?.played ?? [] });
+  try {
+    await fc.asyncModelRun(setup, cmds);
+    run = run!;
     run.trace.push('-- settling --');
     const settled = await run.settle();
     // A sync that never settles leaves both sides mid-flight: checking them would only add noise.
     const violations = keep(settled.violations).length ? settled.violations : [...settled.violations, ...(await run.check())];
     if (keep(violations).length) run.trace.push(...(await syncJournal(env)));
-    return { violations: keep(violations), trace: run.trace };
+    return result(keep(violations));
   } catch (err) {
+    if (err instanceof InitialSyncFailed) return result(err.violations);
     // The workflow itself failed (an activity error it does not handle): it would stop syncing the mailbox.
     const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    return { violations: keep([{ invariant: 'termination', message: `the mailbox workflow failed: ${message}` }]), trace: run.trace };
+    return result(keep([{ invariant: 'termination', message: `the mailbox workflow failed: ${message}` }]));
   }
 }

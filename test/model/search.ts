@@ -1,14 +1,15 @@
 /**
- * One process of the interleaving search (interleaving.test.ts starts them): its own PostgreSQL database and
- * HTTPS Graph emulator (environment.ts), and its share of the runs (shard.ts): n processes play exactly the
- * sequences one process would, and a failure's seed and path replay it in one process.
+ * One process of the interleaving search (interleaving.test.ts starts them): fast-check's model-based testing
+ * (fc.commands + fc.asyncModelRun, commands.ts and scenario.ts) over the real activities, with its own PostgreSQL
+ * database and HTTPS Graph emulator (environment.ts), and its share of the runs (shard.ts): n processes play
+ * exactly the sequences one process would, and a failure's seed and path replay it in one process.
  *
  * Run by interleaving.test.ts as `node --import tsx test/model/search.ts` with CXSYNC_MODEL_SHARD=k/n and a
  * numeric CXSYNC_MODEL_SEED; it sends its outcome to the parent over IPC (run by hand, it prints it as JSON). The
  * other CXSYNC_MODEL_* variables are read here too (documented in interleaving.test.ts).
  */
 import fc from 'fast-check';
-import { scenarioArb, scenarioText } from './commands';
+import { failurePath, parseFailurePath, scenarioArbs, scenarioText } from './commands';
 import { startModelEnv } from './environment';
 import { INVARIANTS, type Invariant } from './invariants';
 import { runScenario } from './scenario';
@@ -23,7 +24,7 @@ export interface SearchOutcome {
   failed: boolean;
   seed: number;
   path?: string;
-  /** fast-check's report: seed, path, the shrunk scenario, the violations and the trace. */
+  /** fast-check's report: seed, path, the shrunk run (settings and commands), the violations and the trace. */
   report?: string;
 }
 
@@ -32,7 +33,7 @@ async function search(): Promise<SearchOutcome> {
   const maxCommands = Number(process.env.CXSYNC_MODEL_COMMANDS ?? 25);
   const seed = Number(process.env.CXSYNC_MODEL_SEED);
   if (!Number.isInteger(seed)) throw new Error(`CXSYNC_MODEL_SEED: ${process.env.CXSYNC_MODEL_SEED} is not an integer (the parent resolves "random")`);
-  const path = process.env.CXSYNC_MODEL_PATH || undefined;
+  const { path, replayPath } = parseFailurePath(process.env.CXSYNC_MODEL_PATH ?? '');
   const [shard, shards] = (process.env.CXSYNC_MODEL_SHARD ?? '0/1').split('/').map(Number);
   if (path && shards > 1) throw new Error('CXSYNC_MODEL_PATH replays one sequence: run it in one process');
   const fieldsWanted = process.env.CXSYNC_MODEL_FIELDS?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -48,18 +49,18 @@ async function search(): Promise<SearchOutcome> {
     let played = 0;
     const details = await fc.check(
       fc.asyncProperty(
-        scenarioArb(edited, { maxCommands }),
-        sharded(shard, shards, async (scenario) => {
+        ...scenarioArbs(edited, { maxCommands, replayPath }),
+        sharded(shard, shards, async (settings, commands) => {
           played++;
           if (played % 100 === 0) console.log(`model ${shard}/${shards}: ${played} sequences, ${((Date.now() - started) / 1000).toFixed(0)} s`);
-          const r = await runScenario(env, fields, scenario, skip);
+          const r = await runScenario(env, fields, settings, commands, skip);
           if (r.violations.length === 0) return;
           throw new Error(
             [
               `${r.violations.length} invariant violation(s):`,
               ...r.violations.map((v) => `  [${v.invariant}] ${v.message}`),
-              'scenario:',
-              scenarioText(scenario),
+              'scenario (the commands that ran):',
+              scenarioText({ ...settings, commands: r.played }),
               'trace:',
               ...r.trace.map((t) => `  ${t}`),
             ].join('\n'),
@@ -71,9 +72,10 @@ async function search(): Promise<SearchOutcome> {
     const seconds = (Date.now() - started) / 1000;
     const outcome: SearchOutcome = { shard: `${shard}/${shards}`, played, seconds, failed: details.failed, seed };
     if (details.failed) {
-      outcome.path = details.counterexamplePath ?? undefined;
-      // fast-check's report names the seed, the path and the shrunk scenario; the property's error (violations
-      // and trace) comes after it.
+      outcome.path = details.counterexamplePath ? failurePath(details.counterexamplePath, details.counterexample?.[1]) : undefined;
+      // fast-check's report names the seed, the path (without the replay path that outcome.path adds) and the
+      // shrunk run: its settings, then the commands that ran; the property's error (violations, the commands as
+      // they acted, and the trace) comes after it.
       const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
       outcome.report = `${(await fc.asyncDefaultReportMessage(details)) ?? 'the property failed'}\n${error}`;
     }

@@ -3,7 +3,7 @@
  * `classifyGraphError` and acts on the kind, never on raw status codes.
  */
 import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
-import { MAILBOX_NEEDS_ATTENTION, TYPE_NEEDS_ATTENTION, type RecordType } from '../../domain/status';
+import { MAILBOX_NEEDS_ATTENTION, TYPE_NEEDS_ATTENTION, type RecordType, type SyncArea } from '../../domain/status';
 
 export type GraphErrorKind =
   | 'throttled' //          429: retry after Retry-After
@@ -94,8 +94,8 @@ export function credentialsError(p: CredentialProblem): Error {
 }
 
 /** The application permission each record type needs (Microsoft Graph permissions reference). */
-const PERMISSION: Record<RecordType, string> = { contact: 'Contacts.ReadWrite', event: 'Calendars.ReadWrite', task: 'Tasks.ReadWrite.All' };
-const NOUN: Record<RecordType, string> = { contact: 'contacts', event: 'calendar', task: 'To Do lists' };
+const PERMISSION: Record<SyncArea, string> = { contact: 'Contacts.ReadWrite', event: 'Calendars.ReadWrite', task: 'Tasks.ReadWrite.All', email: 'Mail.ReadWrite' };
+const NOUN: Record<SyncArea, string> = { contact: 'contacts', event: 'calendar', task: 'To Do lists', email: 'mail' };
 
 /**
  * The needs-attention failure for an error retrying cannot fix, or undefined for any other. Credentials and a
@@ -103,7 +103,7 @@ const NOUN: Record<RecordType, string> = { contact: 'contacts', event: 'calendar
  * contacts). Messages carry the status, the Graph code and what to do, never Graph's free text (it can echo
  * record content into the workflow history).
  */
-export function attentionFailure(g: ClassifiedGraphError, what: string, recordType?: RecordType): ApplicationFailure | undefined {
+export function attentionFailure(g: ClassifiedGraphError, what: string, recordType?: SyncArea): ApplicationFailure | undefined {
   const graph = `Graph ${g.status > 0 ? `${g.status} ` : ''}${g.code}`.trim();
   switch (g.kind) {
     case 'credentials':
@@ -138,7 +138,7 @@ export function attentionFailure(g: ClassifiedGraphError, what: string, recordTy
  * next retry delay; an error retrying cannot fix stops retrying and puts the mailbox (or the record type) in
  * needs-attention (attentionFailure).
  */
-export function toActivityFailure(err: unknown, what: string, opts: { progressed?: boolean; recordType?: RecordType } = {}): Error {
+export function toActivityFailure(err: unknown, what: string, opts: { progressed?: boolean; recordType?: SyncArea } = {}): Error {
   const g = classifyGraphError(err);
   const attention = attentionFailure(g, what, opts.recordType);
   if (attention) return attention;

@@ -16,6 +16,7 @@ import * as m0010 from './0010_retention';
 import * as m0011 from './0011_failure_handling';
 import * as m0012 from './0012_sync_lag_index';
 import * as m0013 from './0013_crm_email';
+import * as m0014 from './0014_email_filing';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -31,6 +32,7 @@ const migrations: Record<string, Migration> = {
   '0011_failure_handling': m0011,
   '0012_sync_lag_index': m0012,
   '0013_crm_email': m0013,
+  '0014_email_filing': m0014,
 };
 
 export const migrationProvider: MigrationProvider = {
