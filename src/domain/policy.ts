@@ -326,7 +326,8 @@ export const BUILTIN_POLICY: Policy = policySchema.parse({});
 
 /** The settings of one record type. */
 export function typePolicy(policy: Policy, recordType: string): TypePolicy {
-  const s = (policy as unknown as Record<string, TypePolicy | undefined>)[recordType];
+  // email has a section but is not a synced record type (it has no direction, conflict rule or filter).
+  const s = (POLICY_RECORD_TYPES as readonly string[]).includes(recordType) ? (policy as unknown as Record<string, TypePolicy | undefined>)[recordType] : undefined;
   if (!s) throw new Error(`the policy has no section for record type ${recordType}`);
   return s;
 }

@@ -53,8 +53,49 @@ async function failureHandling(): Promise<void> {
   }
 }
 
+/**
+ * `mailbox-email-filing`: a run through the path behind the 'cxsync-email-filing' patch: a policy with email
+ * filing on, a message dropped into VLeads once the first cycle made the folders, the sync-now cycle that
+ * files it, and continue-as-new (the second run is recorded).
+ */
+async function emailFiling(): Promise<void> {
+  const s = await startStack();
+  try {
+    const upn = 'replay-mail@contoso.com';
+    await s.addUser(upn, 'Replay Mail');
+    await s.operator.createPolicy('replay-mail', { email: { enabled: true } });
+    await s.operator.enroll(upn, { policy: 'replay-mail' });
+    const handle = s.temporal.client.workflow.getHandle(mailboxWorkflowId(upn));
+    const firstRunId = (await handle.describe()).runId;
+    const first = s.temporal.client.workflow.getHandle(mailboxWorkflowId(upn), firstRunId);
+    // Run 1 creates the drop folders; run 2 (recorded) files the message dropped into one.
+    await eventually(async () => (await first.describe()).status.name, (n) => n === 'CONTINUED_AS_NEW', { what: 'continue-as-new' });
+    const secondRunId = (await handle.describe()).runId;
+    s.emulator.admin.dropMessage(upn, 'VLeads', {
+      subject: 'Replay',
+      body: { contentType: 'text', content: 'Filed while recording' },
+      from: { emailAddress: { address: 'someone@fabrikam.example', name: 'Some One' } },
+      toRecipients: [{ emailAddress: { address: upn, name: 'Replay Mail' } }],
+      internetMessageId: '<replay@fabrikam.example>',
+      receivedDateTime: '2026-11-01T09:00:00Z',
+    });
+    await s.operator.syncNow(upn, { wait: true });
+    const second = s.temporal.client.workflow.getHandle(mailboxWorkflowId(upn), secondRunId);
+    await eventually(async () => (await second.describe()).status.name, (n) => n === 'CONTINUED_AS_NEW', { what: 'second continue-as-new' });
+    const filed = await sql<{ n: string }>`select count(*)::text as n from sync.mail_filed where mailbox_id = ${upn}`.execute(s.db);
+    if (filed.rows[0].n !== '1') throw new Error(`expected the dropped message filed, found ${filed.rows[0].n}`);
+    const history = await second.fetchHistory();
+    const out = path.join(__dirname, 'histories', 'mailbox-email-filing.json');
+    fs.writeFileSync(out, historyToJSON(history));
+    console.log(`wrote ${out} (${history.events?.length} events)`);
+  } finally {
+    await s.teardown();
+  }
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === 'mailbox-failure-handling') return failureHandling();
+  if (process.argv[2] === 'mailbox-email-filing') return emailFiling();
   const s = await startStack();
   try {
     const upn = 'replay@contoso.com';
