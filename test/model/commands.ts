@@ -225,8 +225,9 @@ export function scenarioArbs(fields: string[], opts: ScenarioOptions): [fc.Arbit
       two: fc.boolean(),
       batchSize: fc.constantFrom(...BATCH_SIZES),
       initial: fc.array(fc.constantFrom<Side>('crm', 'A', 'B'), { minLength: 1, maxLength: 3 }),
-      // One run in four syncs calendars too (their cycles cost time; contacts carry the interleavings).
-      meetings: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
+      // One run in four syncs calendars too (their cycles cost time; contacts carry the interleavings). A failure
+      // shrinks towards 0: a run without them, unless they matter.
+      meetings: fc.integer({ min: 0, max: 3 }).map((n) => n === 3),
     })
     .map(({ two, batchSize, initial, meetings }) => ({
       mailboxes: two ? (['A', 'B'] as Mailbox[]) : (['A'] as Mailbox[]),
