@@ -63,6 +63,8 @@ function formatStatus(s: LiveStatus): string {
           `CRM +${t.crm.created} ~${t.crm.updated} -${t.crm.deleted}; conflicts ${t.conflicts}; errors ${t.errors}`,
       );
     }
+    const e = c.email;
+    if (e) lines.push(`  email: filed ${e.filed}, ${e.recordsCreated} record(s) created from senders; ${e.unresolved} not filed (cxsync email unresolved ${s.mailbox})`);
   }
   return lines.join('\n');
 }
