@@ -293,6 +293,24 @@ export class PostgresCrmEmail implements CrmEmailStore {
     return r.rows[0] && toActivity(r.rows[0]);
   }
 
+  /**
+   * Whether each record exists and is live (not soft-deleted), with its name: what `cxsync email file` checks an
+   * operator's choice against before storing it. An id that is not a UUID is 'missing'.
+   */
+  async recordStates(refs: readonly CrmRecordRef[]): Promise<Array<{ record: CrmRecordRef; state: 'live' | 'deleted' | 'missing'; displayName: string | null }>> {
+    const out = [];
+    for (const ref of refs) {
+      const r = UUID.test(ref.id)
+        ? (await sql<{ deleted: boolean; display_name: string | null }>`
+            select x.deleted_at is not null as deleted,
+              ${ref.type === 'account' ? sql`x.name` : sql`coalesce(nullif(concat_ws(' ', x.first_name, x.last_name), ''), x.company, x.email)`} as display_name
+            from ${RECORD_TABLE[ref.type]} x where x.id = ${ref.id}::uuid`.execute(this.db)).rows[0]
+        : undefined;
+      out.push({ record: ref, state: !r ? ('missing' as const) : r.deleted ? ('deleted' as const) : ('live' as const), displayName: r?.display_name ?? null });
+    }
+    return out;
+  }
+
   async emailLinks(activityId: string): Promise<CrmRecordRef[]> {
     const r = await this.db.selectFrom('crm.email_links').select(['record_type', 'record_id']).where('email_activity_id', '=', activityId).orderBy('record_type').orderBy('record_id').execute();
     return r.map((x) => ({ type: x.record_type, id: x.record_id }));
