@@ -189,6 +189,20 @@ const emailSection = z
       })
       .strict()
       .default({}),
+    /**
+     * Email sync (Acumatica; docs/RECORD_TYPES.md "Email sync (the CRM Email folder)"): the CRM email activities
+     * of the mailbox's user are kept in `folder`, and messages placed there become CRM email activities. Runs
+     * only when `email.enabled` (the master switch) is on too; attachments follow `email.attachments`.
+     */
+    sync: z
+      .object({
+        enabled: z.boolean().default(false),
+        folder: mailFolderName.default('CRM Email'),
+        /** Participants of a message placed in the folder that match no CRM record become contacts (never excluded addresses). */
+        contactsFromParticipants: z.boolean().default(false),
+      })
+      .strict()
+      .default({}),
   })
   .strict()
   .superRefine((e, ctx) => {
@@ -199,6 +213,11 @@ const emailSection = z
           ctx.addIssue({ code: 'custom', path: ['dropFolders', names[i][0]], message: `must differ from dropFolders.${names[j][0]} (Exchange compares folder names without case)` });
         }
       }
+    }
+    // The sync folder is two-way and never filed from: sharing a name with a drop folder would make one folder both.
+    const same = names.find(([, n]) => n.toLowerCase() === e.sync.folder.toLowerCase());
+    if (same) {
+      ctx.addIssue({ code: 'custom', path: ['sync', 'folder'], message: `must differ from dropFolders.${same[0]} ("${same[1]}"): the sync folder is not a drop folder (Exchange compares folder names without case)` });
     }
   })
   .default({});
