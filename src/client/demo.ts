@@ -59,3 +59,73 @@ async function seedDemoActivities(tx: Transaction<Database>, ownerId: string, ti
     (${ownerId}::uuid, 'Prepare the contract draft', 'In Process', 'Medium', ${day(7)}::date, null, ${timeZone}),
     (${ownerId}::uuid, 'Internal draft (not synced)', 'Draft', 'Low', null, null, ${timeZone})`.execute(tx);
 }
+
+/** The policy the demo mailboxes are enrolled with: the defaults, with email filing on. */
+export const DEMO_POLICY = { name: 'demo', doc: { description: 'npm start demo: the defaults, with email filing by drop folder on', email: { enabled: true } } } as const;
+
+/**
+ * Mail the demo users drop into VLeads once their drop folders exist: one from a CRM contact of theirs (filed to
+ * that contact, no lead made) and one from an unknown sender (a new lead). Month-old mail: drop folders have no
+ * received-date filter.
+ */
+export function demoDroppedMail(mailbox: string): Array<{ folder: string; message: Record<string, unknown> }> {
+  const known = DEMO_CONTACTS[mailbox]?.[0];
+  const user = DEMO_MAILBOXES.find((m) => m.email === mailbox);
+  if (!known || !user) return [];
+  const received = new Date(Math.floor((Date.now() - 30 * 86_400_000) / 1000) * 1000).toISOString();
+  const to = [{ emailAddress: { address: mailbox, name: user.displayName } }];
+  return [
+    {
+      folder: 'VLeads',
+      message: {
+        subject: 'Re: your offer',
+        body: { contentType: 'html', content: `<p>Thanks for the offer, we would like to go ahead.</p><p>${known.first_name}</p>` },
+        from: { emailAddress: { address: known.email, name: `${known.first_name} ${known.last_name}` } },
+        toRecipients: to,
+        internetMessageId: `<demo-known.${mailbox}@cxsync.example>`,
+        receivedDateTime: received,
+      },
+    },
+    {
+      folder: 'VLeads',
+      message: {
+        subject: 'Enquiry about your products',
+        body: { contentType: 'text', content: 'Hello, could you send me your price list? Nina Petrova, Margie Travel' },
+        from: { emailAddress: { address: `nina.petrova.${mailbox.split('@')[0]}@margie-travel.example`, name: 'Nina Petrova' } },
+        toRecipients: to,
+        internetMessageId: `<demo-unknown.${mailbox}@cxsync.example>`,
+        receivedDateTime: received,
+      },
+    },
+  ];
+}
+
+interface DemoMailDeps {
+  admin: { listMessages(upn: string, folder?: string): Array<Record<string, unknown>>; dropMessage(upn: string, folder: string, message: Record<string, unknown>): unknown };
+  /** The mailbox's completed cycles (its first one creates the drop folders). */
+  cyclesCompleted(mailbox: string): Promise<number>;
+  syncNow(mailbox: string): Promise<unknown>;
+}
+
+/**
+ * Drops the demo mail into each demo mailbox once (a later `npm start` finds it there and drops nothing), after
+ * the mailbox's first cycle created its drop folders, then asks for a cycle to file it. Returns the mailboxes
+ * it dropped mail into.
+ */
+export async function dropDemoMail(deps: DemoMailDeps, opts: { timeoutMs?: number } = {}): Promise<string[]> {
+  const dropped: string[] = [];
+  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+  for (const m of DEMO_MAILBOXES) {
+    const mail = demoDroppedMail(m.email);
+    const present = new Set(deps.admin.listMessages(m.email).map((x) => x.internetMessageId));
+    if (mail.every((d) => present.has(d.message.internetMessageId))) continue;
+    while ((await deps.cyclesCompleted(m.email)) < 1) {
+      if (Date.now() > deadline) throw new Error(`the first cycle of ${m.email} did not complete within ${Math.round((opts.timeoutMs ?? 120_000) / 1000)} s: no demo mail dropped (see npx cxsync status ${m.email})`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    for (const d of mail) if (!present.has(d.message.internetMessageId)) deps.admin.dropMessage(m.email, d.folder, d.message);
+    await deps.syncNow(m.email);
+    dropped.push(m.email);
+  }
+  return dropped;
+}

@@ -16,7 +16,7 @@ import { findTemporalCli } from '../worker/temporal-cli';
 import { startDevServer } from '../worker/dev-server';
 import { quietTemporalSdk } from '../worker/logging';
 import { startWorkerMetrics } from '../worker/metrics';
-import { DEMO_EXCHANGE_CONTACTS, DEMO_MAILBOXES, seedDemoCrm } from './demo';
+import { DEMO_EXCHANGE_CONTACTS, DEMO_MAILBOXES, DEMO_POLICY, dropDemoMail, seedDemoCrm } from './demo';
 import { Operator } from './operator';
 import { isListening } from '../util/net';
 import { temporalClient } from './connect';
@@ -129,7 +129,21 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
 
     if (graph.usesEmulator) {
       const operator = new Operator(client, db, env.TEMPORAL_TASK_QUEUE);
-      for (const m of DEMO_MAILBOXES) await operator.enroll(m.email);
+      // The demo policy turns email filing on; an operator who changed or removed it keeps their choice.
+      if (!(await operator.listPolicies()).some((p) => p.name === DEMO_POLICY.name)) await operator.createPolicy(DEMO_POLICY.name, DEMO_POLICY.doc);
+      for (const m of DEMO_MAILBOXES) {
+        const known = await db.selectFrom('sync.mailbox').select('id').where('id', '=', m.email).executeTakeFirst();
+        await operator.enroll(m.email, known ? {} : { policy: DEMO_POLICY.name });
+      }
+      // In the background: the mail is dropped once the first cycles have made the drop folders.
+      void dropDemoMail({
+        admin: emulator!.admin,
+        cyclesCompleted: async (mb) => (await operator.status(mb)).cyclesCompleted,
+        syncNow: (mb) => operator.syncNow(mb),
+      }).then(
+        (mailboxes) => mailboxes.length && say(`demo mail dropped into VLeads of ${mailboxes.join(', ')}: see npx cxsync status ${mailboxes[0]}`),
+        (err: Error) => say(`demo mail not dropped: ${err.message}`),
+      );
     }
 
     say('');

@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
+import { demoDroppedMail, dropDemoMail } from '../../src/client/demo';
 import { EmailFilingStore } from '../../src/db/email-filing-store';
 import { eventually, startStack, type Stack } from '../helpers/stack';
 
@@ -202,6 +203,67 @@ describe('email filing by drop folder', () => {
     await sql`update sync.mail_folder set rescanned_at = now() - interval '2 hours' where mailbox_id = ${ANNA} and role = 'contact'`.execute(s.db);
     await cycle(ANNA);
     assert.equal((await activitiesOf(m.internetMessageId)).length, 1, 'the re-scan files it');
+  });
+
+  it('a quiet cycle with email filing costs one request per drop folder', async () => {
+    const upn = 'quiet@contoso.com';
+    await s.addUser(upn, 'Quiet');
+    await s.operator.createPolicy('mail-only', { email: { enabled: true }, contact: { enabled: false }, event: { enabled: false }, task: { enabled: false } });
+    await s.operator.enroll(upn, { policy: 'mail-only' });
+    await eventually(() => s.operator.status(upn), (st) => st.cyclesCompleted >= 1, { what: 'first cycle' });
+    await cycle(upn); // the folders' first rounds are done
+    const before = s.emulator.requestCount(upn);
+    await cycle(upn);
+    const spent = s.emulator.requestCount(upn) - before;
+    assert.equal(spent, 3, `VAccounts, VContacts, VLeads: one delta page each; served: ${s.emulator.recentRequests().slice(-spent).join(', ')}`);
+  });
+
+  it("a 403 on mail stops filing alone: contacts keep syncing, status names Mail.ReadWrite, resume clears it", async () => {
+    const upn = 'nomail@contoso.com';
+    const owner = await s.addUser(upn, 'No Mail');
+    await s.operator.enroll(upn, { policy: 'mail' });
+    await eventually(() => s.operator.status(upn), (st) => st.cyclesCompleted >= 1, { what: 'first cycle' });
+    s.emulator.admin.injectFault(upn, { status: 403, count: 1_000_000_000, pathPattern: '/mailFolders/' });
+    await sql`insert into crm.contacts (owner_id, first_name, last_name) values (${owner}, 'Still', 'Synced')`.execute(s.db);
+    const st = await eventually(
+      async () => {
+        await cycle(upn);
+        return s.operator.status(upn);
+      },
+      (x) => !!x.typesNeedingAttention?.email && s.emulator.admin.listContacts(upn, 'VContacts').some((c) => c.surname === 'Synced'),
+      { what: 'email stopped, contacts synced' },
+    );
+    assert.equal(st.state, 'needs-attention');
+    assert.match(st.typesNeedingAttention!.email!, /Mail\.ReadWrite/);
+    assert.match(st.typesNeedingAttention!.email!, /cxsync resume nomail@contoso\.com/);
+    s.emulator.admin.clearFaults(upn);
+    await s.operator.resume(upn);
+    const m = message({ address: 'kim@after.example', name: 'Kim After' });
+    s.emulator.admin.dropMessage(upn, 'VContacts', m);
+    await eventually(async () => { await cycle(upn); return activitiesOf(m.internetMessageId); }, (a) => a.length === 1, { what: 'filing again after resume' });
+    assert.equal((await s.operator.status(upn)).typesNeedingAttention, undefined);
+  });
+
+  it("npm start's demo: a message from a known contact and one from an unknown sender dropped into VLeads, filed once", async () => {
+    // The demo mailboxes are this file's two users; each gets the demo's known contact in the CRM.
+    for (const [mb, owner] of [[ANNA, anna], [BEN, ben]] as const) {
+      const from = (demoDroppedMail(mb)[0].message.from as { emailAddress: { address: string } }).emailAddress.address;
+      await sql`insert into crm.contacts (owner_id, first_name, last_name, email) values (${owner}, 'Demo', 'Known', ${from})`.execute(s.db);
+    }
+    const deps = {
+      admin: s.emulator.admin,
+      cyclesCompleted: async (mb: string) => (await s.operator.status(mb)).cyclesCompleted,
+      syncNow: (mb: string) => s.operator.syncNow(mb, { wait: true, timeoutMs: 90_000 }),
+    };
+    assert.deepEqual(await dropDemoMail(deps), [ANNA, BEN]);
+    for (const mb of [ANNA, BEN]) {
+      const [known, unknown] = demoDroppedMail(mb).map((d) => d.message.internetMessageId as string);
+      const [k] = await activitiesOf(known);
+      assert.deepEqual((await linksOf(k.id)).map((l) => l.record_type), ['contact'], `${mb}: the known contact, no lead`);
+      const [u] = await activitiesOf(unknown);
+      assert.deepEqual((await linksOf(u.id)).map((l) => l.record_type), ['lead'], `${mb}: a new lead`);
+    }
+    assert.deepEqual(await dropDemoMail(deps), [], 'a second npm start drops nothing');
   });
 
   it('a CRM user deleting a filed activity is respected: dropping the message again does not bring it back', async () => {
