@@ -149,7 +149,8 @@ async function dropFolders(ctx: FilingContext) {
   return wanted.map((w) => rows.find((r) => r.role === w.role)!);
 }
 
-async function exclusionsFor(ctx: FilingContext): Promise<Exclusions> {
+/** The mailbox's exclusions: the policy's lists, the operators' (sync.email_exclusion) and its own domain. Also used by email-sync.ts. */
+export async function exclusionsFor(ctx: Pick<FilingContext, 'store' | 'mailboxId' | 'upn' | 'policy'>): Promise<Exclusions> {
   const rows = await ctx.store.exclusionsFor(ctx.mailboxId);
   return exclusionsOf({
     mailboxAddress: ctx.upn,
@@ -240,8 +241,9 @@ async function fileTo(ctx: FilingContext, m: MailMessage, role: FilingRole, reco
 /**
  * The CRM activity of a message: one already holding its Internet message id (filed by another mailbox, or
  * logged in the CRM), else a new one under the message's sync id, which a retried or concurrent create finds.
+ * Also used by email-sync.ts, so a message both filed and placed in the sync folder is one activity.
  */
-async function activityOf(ctx: FilingContext, m: MailMessage): Promise<{ id: string; created: boolean; deleted: boolean }> {
+export async function activityOf(ctx: Pick<FilingContext, 'crm' | 'mailboxId' | 'upn' | 'ownerId'>, m: MailMessage): Promise<{ id: string; created: boolean; deleted: boolean }> {
   if (m.internetMessageId) {
     const existing = await ctx.crm.findEmailActivitiesByMessageId(m.internetMessageId);
     const live = existing.find((a) => !a.deleted);
@@ -275,9 +277,15 @@ async function activityOf(ctx: FilingContext, m: MailMessage): Promise<{ id: str
 /**
  * Stores the message's attachments on its activity; one over the policy's size limit (or without file
  * content) is kept as a placeholder naming why, logged, and never fails the message. Keyed by position, name
- * and size, which are the same in every mailbox's copy of the message.
+ * and size, which are the same in every mailbox's copy of the message. `skipKeys`: keys the activity holds
+ * already (email-sync.ts resuming an interrupted copy), neither downloaded nor stored again.
  */
-async function copyAttachments(ctx: FilingContext, m: MailMessage, activityId: string): Promise<void> {
+export async function copyAttachments(
+  ctx: Pick<FilingContext, 'mail' | 'crm' | 'upn' | 'mailboxId' | 'policy' | 'log' | 'beat'>,
+  m: MailMessage,
+  activityId: string,
+  skipKeys: ReadonlySet<string> = new Set(),
+): Promise<void> {
   let atts;
   try {
     atts = await ctx.mail.listAttachments(ctx.upn, m.id);
@@ -287,6 +295,7 @@ async function copyAttachments(ctx: FilingContext, m: MailMessage, activityId: s
   const limit = ctx.policy.attachments.maxBytes;
   for (const [i, att] of atts.entries()) {
     const key = `${i}:${att.name}:${att.size}`;
+    if (skipKeys.has(key)) continue;
     const common = { key, name: att.name, contentType: att.contentType, isInline: att.isInline };
     const over = attachmentSkipReason(att.size, limit);
     let got;

@@ -26,6 +26,8 @@ import { toActivityFailure } from './exchange/errors';
 import { PostgresCrmEmail } from './crm/postgres-crm-email';
 import { EmailFilingStore } from '../db/email-filing-store';
 import { fileDroppedMail } from './email-filing';
+import { syncEmailFolder } from './email-sync';
+import { EmailSyncStore } from '../db/email-sync-store';
 import type { MailApi } from './exchange/mail-api';
 import { applyExchangeOps, keepAlive, pullExchangeStep, type ExchangeStepContext } from './exchange/exchange-cycle';
 import type { RecordTypeAdapter } from './record-types/adapter';
@@ -433,7 +435,20 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       for (const [k, n] of [['filed', r.filed], ['unresolved', r.unresolved], ['created', r.recordsCreated]] as const) {
         if (n) await store.addCount(cycleId, `email:${k}`, n);
       }
-      return r;
+      // Email sync with the CRM Email folder (email-sync.ts): under email.enabled, the master switch.
+      if (!policy.email.sync.enabled) return r;
+      const synced = await writer(mailboxId, () =>
+        keepAlive(beat, () =>
+          syncEmailFolder({
+            db: deps.db, mail: deps.mail!, crm: crmEmail, store: new EmailSyncStore(deps.db), filing: filingStore, mailboxId, upn: m.id, ownerId: m.crm_user_id,
+            policy: policy.email, limit, rescanSeconds: settings.mailRescanSeconds ?? DEFAULT_MAIL_RESCAN_SECONDS, beat,
+            log: (level, message, itemId) => store.log(deps.db, { mailboxId, cycleId, level, recordType: 'email', side: 'exchange', itemId, message }),
+          }),
+        ),
+      );
+      const counts = { 'to-exchange': synced.toExchange, 'to-crm': synced.toCrm, 'deleted-in-exchange': synced.deletedInExchange, 'contacts-created': synced.contactsCreated, 'attachments-skipped': synced.attachmentsSkipped };
+      for (const [k, n] of Object.entries(counts)) if (n) await store.addCount(cycleId, `email-sync:${k}`, n);
+      return { ...r, workRemaining: r.workRemaining || synced.workRemaining };
     },
 
     async finishCycle({ mailboxId, cycleId, outcome, detail }: CycleRef & { outcome: CycleSummary['outcome']; detail?: string }): Promise<CycleSummary> {

@@ -431,6 +431,36 @@ export interface EmailExclusionTable {
   created_at: Generated<Date>;
 }
 
+/** A mailbox's email sync folder, its delta link and the CRM email feed's watermark (0015_email_sync). */
+export interface EmailSyncFolderTable {
+  mailbox_id: string;
+  folder_name: string;
+  folder_id: string;
+  delta_link: string | null;
+  rescanned_at: Date | null;
+  crm_watermark: string | null;
+  crm_watermark_origin: string | null;
+  updated_at: Generated<Date>;
+}
+
+export type EmailSyncState = 'in-folder' | 'left-folder' | 'gone' | 'crm-deleted';
+
+/** A message of the email sync folder and the CRM email activity it is (0015_email_sync). */
+export interface EmailSyncMapTable {
+  id: Generated<string>;
+  mailbox_id: string;
+  activity_id: string;
+  message_id: string | null;
+  origin: 'crm' | 'exchange';
+  sync_id: string | null;
+  state: Generated<EmailSyncState>;
+  complete: Generated<boolean>;
+  attachments_done: Generated<string[]>;
+  upload: unknown | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
 export interface Database {
   'sync.policy': PolicyTable;
   'sync.mailbox': MailboxTable;
@@ -459,4 +489,6 @@ export interface Database {
   'sync.mail_filed': MailFiledTable;
   'sync.email_unresolved': EmailUnresolvedTable;
   'sync.email_exclusion': EmailExclusionTable;
+  'sync.email_sync_folder': EmailSyncFolderTable;
+  'sync.email_sync_map': EmailSyncMapTable;
 }

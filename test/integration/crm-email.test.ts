@@ -375,7 +375,7 @@ describe('crm email records', () => {
     it('a reassigned activity the mailbox has mapped arrives as left scope; an unmapped one is simply no longer read', async () => {
       const mapped = await crm.createEmailActivity({ mailboxId: OTHER_MB, syncId: randomUUID(), fields: fields(me) });
       const unmapped = await crm.createEmailActivity({ mailboxId: OTHER_MB, syncId: randomUUID(), fields: fields(me) });
-      await sql`insert into sync.mapping (mailbox_id, record_type, crm_id, exchange_id, sync_id) values (${MB}, 'email', ${mapped.id}, 'AAMkAG-1', ${randomUUID()}::uuid)`.execute(db);
+      await sql`insert into sync.email_sync_map (mailbox_id, activity_id, message_id, origin) values (${MB}, ${mapped.id}::uuid, 'AAMkAG-1', 'exchange')`.execute(db);
       const w = await nextXid(db);
       await sql`update crm.email_activities set owner_id = ${other}::uuid where id in (${mapped.id}::uuid, ${unmapped.id}::uuid)`.execute(db);
       const p = await readPast(w, await nextXid(db));

@@ -36,8 +36,6 @@ import { feedWindow } from './postgres-crm';
 
 type Exec = Kysely<Database> | Transaction<Database>;
 
-/** sync.mapping.record_type the email sync will use: mapped activities are read whoever owns them now (left scope). */
-const EMAIL_RECORD_TYPE = 'email';
 
 const RECORD_TABLE: Record<EmailRecordType, ReturnType<typeof sql.table>> = {
   contact: sql.table('crm.contacts'),
@@ -347,13 +345,13 @@ export class PostgresCrmEmail implements CrmEmailStore {
    * pg_snapshot_xmin as contactChanges is (postgres-crm.ts): a late commit never lands behind the watermark, and
    * the mailbox's own writes (cxsync.writer) are left out. Adding or removing an attachment re-stamps its
    * activity (0013's trigger); a new link does not (links do not change the message). Activities this mailbox
-   * has mapped (sync.mapping record type 'email', once the email sync exists) are read whoever owns them, so a
+   * has mapped (sync.email_sync_map of 0015, the email sync's map) are read whoever owns them, so a
    * reassigned one arrives as left scope. Hard deletes come from crm.tombstone in the same window; a full read
    * (`after` null) reports mapped activities without a row.
    */
   async emailActivityChanges({ ownerId, mailboxId, after }: { ownerId: string; mailboxId: string; after: string | null }): Promise<{ changes: CrmEmailActivityChange[]; watermark: string }> {
     const upper = (await sql<{ xmin: string }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(this.db)).rows[0].xmin;
-    const mapped = (alias: string) => sql`exists (select 1 from sync.mapping m where m.mailbox_id = ${mailboxId} and m.record_type = ${EMAIL_RECORD_TYPE} and m.crm_id = ${sql.ref(alias)}::text)`;
+    const mapped = (alias: string) => sql`exists (select 1 from sync.email_sync_map m where m.mailbox_id = ${mailboxId} and m.activity_id = ${sql.ref(alias)})`;
     const rows = await sql<ActivityRow & { in_scope: boolean }>`
       select ${ACTIVITY_SELECT}, e.owner_id is not distinct from ${ownerId}::uuid as in_scope
       from crm.email_activities e
@@ -367,10 +365,10 @@ export class PostgresCrmEmail implements CrmEmailStore {
     });
     if (after === null) {
       const gone = await sql<{ id: string }>`
-        select m.crm_id as id from sync.mapping m
-        where m.mailbox_id = ${mailboxId} and m.record_type = ${EMAIL_RECORD_TYPE}
-          and not exists (select 1 from crm.email_activities e where e.id::text = m.crm_id)
-        order by m.crm_id`.execute(this.db);
+        select distinct m.activity_id::text as id from sync.email_sync_map m
+        where m.mailbox_id = ${mailboxId}
+          and not exists (select 1 from crm.email_activities e where e.id = m.activity_id)
+        order by 1`.execute(this.db);
       for (const g of gone.rows) changes.push({ id: g.id, removed: true, hardDeleted: true, activity: null, updatedAt: new Date().toISOString() });
     } else {
       const gone = await sql<{ id: string; change_txid: string; deleted_iso: string }>`

@@ -17,6 +17,7 @@ import * as m0011 from './0011_failure_handling';
 import * as m0012 from './0012_sync_lag_index';
 import * as m0013 from './0013_crm_email';
 import * as m0014 from './0014_email_filing';
+import * as m0015 from './0015_email_sync';
 
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -33,6 +34,7 @@ const migrations: Record<string, Migration> = {
   '0012_sync_lag_index': m0012,
   '0013_crm_email': m0013,
   '0014_email_filing': m0014,
+  '0015_email_sync': m0015,
 };
 
 export const migrationProvider: MigrationProvider = {
