@@ -9,6 +9,7 @@ import { SyncStore } from '../db/sync-store';
 import {
   addressPattern,
   emptyForgetCounts,
+  forgetEverywhere,
   forgetInMailbox,
   mailboxesMentioning,
   normaliseEmail,
@@ -58,6 +59,7 @@ export async function forget(db: Db, email: string): Promise<ForgetResult> {
     if ('blocked' in r) blocked.push(r.blocked);
     else for (const k of Object.keys(erased) as (keyof ForgetCounts)[]) erased[k] += r.counts[k];
   }
+  erased.emailExclusions += await forgetEverywhere(db, e);
   return { email: e, mailboxes, erased, blocked, remaining: await rowsMentioning(db, pattern) };
 }
 
@@ -65,7 +67,7 @@ export function formatForget(r: ForgetResult): string[] {
   const c = r.erased;
   const lines = [
     `${r.email}: erased ${c.logLines} log line(s), ${c.conflicts} conflict(s), ${c.stagedChanges} staged change(s), ${c.operations} operation(s), ` +
-      `${c.mappingBases} mapping base(s), ${c.cycleSummaries} cycle summar${c.cycleSummaries === 1 ? 'y' : 'ies'}, ${c.eventInvitations} invitation decision(s)`,
+      `${c.mappingBases} mapping base(s), ${c.cycleSummaries} cycle summar${c.cycleSummaries === 1 ? 'y' : 'ies'}, ${c.eventInvitations} invitation decision(s), ${c.emailUnresolved} unresolved email(s), ${c.emailExclusions} email exclusion(s)`,
   ];
   const done = r.mailboxes.filter((m) => !r.blocked.some((b) => b.mailbox === m));
   if (done.length) lines.push(`in the sync data of: ${done.join(', ')}`);

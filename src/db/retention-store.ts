@@ -141,6 +141,10 @@ export interface ForgetCounts {
   mappingBases: number;
   cycleSummaries: number;
   eventInvitations: number;
+  /** Entries of the email unresolved list from or about the person (0014_email_filing). */
+  emailUnresolved: number;
+  /** Exclusions of the person's address (`cxsync email ignore-address`), the mailbox's and every mailbox's. */
+  emailExclusions: number;
 }
 
 /**
@@ -204,7 +208,10 @@ export async function rowsMentioning(db: Db, pattern: string): Promise<Remaining
  *   the base is complete once more. Other fields merge as before; fingerprints stay (one-way hashes), so an
  *   unchanged record is not seen as changed;
  * - values of a cycle summary (a needs-attention reason) mentioning it become "(erased)";
- * - sync.event_invitation: rows of a removed mailbox whose address it is go; a reason mentioning it is replaced.
+ * - sync.event_invitation: rows of a removed mailbox whose address it is go; a reason mentioning it is replaced;
+ * - sync.email_unresolved: entries mentioning it (their sender, a recipient in the reason) go, and so do
+ *   exclusions of the address (sync.email_exclusion; forgetEverywhere erases the global ones). Nothing of the
+ *   person stays: their mail is filed again only if someone drops it again.
  */
 export async function forgetInMailbox(db: Db, mailboxId: string, email: string): Promise<{ counts: ForgetCounts } | { blocked: ForgetBlocked }> {
   const pattern = addressPattern(email);
@@ -251,10 +258,19 @@ export async function forgetInMailbox(db: Db, mailboxId: string, email: string):
     } else {
       eventInvitations = n(await sql`update sync.event_invitation x set reason = '(erased)' where x.mailbox_id = ${mailboxId} and x.reason ~* ${pattern}`.execute(tx));
     }
-    return { counts: { logLines, conflicts, stagedChanges, operations, mappingBases, cycleSummaries, eventInvitations } };
+    // A message of theirs left unfiled: listed again by the next re-scan if it is still in a drop folder.
+    const emailUnresolved = n(await sql`delete from sync.email_unresolved x where x.mailbox_id = ${mailboxId} and ${mentions('x', pattern)}`.execute(tx));
+    const emailExclusions = n(await sql`delete from sync.email_exclusion x where x.mailbox_id = ${mailboxId} and x.kind = 'address' and x.value = ${email}`.execute(tx));
+    return { counts: { logLines, conflicts, stagedChanges, operations, mappingBases, cycleSummaries, eventInvitations, emailUnresolved, emailExclusions } };
   });
 }
 
+/** Rows of every mailbox mentioning the address: global email exclusions of it. */
+export async function forgetEverywhere(db: Db, email: string): Promise<number> {
+  const r = await sql`delete from sync.email_exclusion where mailbox_id is null and kind = 'address' and value = ${email}`.execute(db);
+  return Number(r.numAffectedRows ?? 0);
+}
+
 export function emptyForgetCounts(): ForgetCounts {
-  return { logLines: 0, conflicts: 0, stagedChanges: 0, operations: 0, mappingBases: 0, cycleSummaries: 0, eventInvitations: 0 };
+  return { logLines: 0, conflicts: 0, stagedChanges: 0, operations: 0, mappingBases: 0, cycleSummaries: 0, eventInvitations: 0, emailUnresolved: 0, emailExclusions: 0 };
 }

@@ -217,4 +217,19 @@ describe('retention and erasure on the real stack', () => {
     assert.deepEqual(Object.entries(await rowsOf(s, BEN)).filter(([, n]) => n > 0), []);
     assert.deepEqual(await mentions(s, BEN), {});
   });
+
+  it('forget erases the email unresolved entries from or about the person, and exclusions of the address', async () => {
+    const EVE = 'eve@outside.example';
+    await sql`insert into sync.email_unresolved (mailbox_id, message_id, role, subject, sender_address, reason)
+      values (${ANNA}, 'AAMk-eve', 'contact', 'Hello', ${EVE}, 'nobody to file to'),
+             (${ANNA}, 'AAMk-other', 'lead', 'Other', 'zed@outside.example', ${`2 contacts share the address; cc ${EVE}`}),
+             (${ANNA}, 'AAMk-keep', 'lead', 'Kept', 'zed@outside.example', 'nobody to file to')`.execute(s.db);
+    await sql`insert into sync.email_exclusion (mailbox_id, kind, value) values (null, 'address', ${EVE}), (${ANNA}, 'address', ${EVE}), (${ANNA}, 'domain', 'outside.example')`.execute(s.db);
+    const r = await cxsync(['forget', EVE], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /, 2 unresolved email\(s\), 2 email exclusion\(s\)/);
+    assert.deepEqual(await mentions(s, EVE), {}, 'no sync table holds the address any more');
+    const left = (await sql<{ message_id: string }>`select message_id from sync.email_unresolved where mailbox_id = ${ANNA}`.execute(s.db)).rows.map((x) => x.message_id);
+    assert.deepEqual(left, ['AAMk-keep']);
+  });
 });
