@@ -16,6 +16,7 @@ import { dryRun, type DryRunResult } from './dry-run';
 import { formatConflict } from './format';
 import { formatReport, testConnection, type ConnectionReport } from './test-connection';
 import { forget, formatForget } from './forget';
+import { addEmailCommands } from './email';
 import { runDev } from './dev';
 import { runEmulator } from './emulator-command';
 import { runWorker } from '../worker/main';
@@ -316,6 +317,8 @@ write is not tested. Exit code: 0 every check passed; ${CHECK_FAILED_EXIT} a che
       const n = await withOperator(config(), (op) => op.deletePolicy(name));
       out(`policy ${n} deleted`);
     });
+
+  addEmailCommands(program, config, out);
 
   program
     .command('plan')

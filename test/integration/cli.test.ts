@@ -29,7 +29,7 @@ describe('cxsync CLI', () => {
   it('prints help listing every command', async () => {
     const r = await cxsync(['--help'], env);
     assert.equal(r.code, 0);
-    for (const c of ['dev', 'enroll', 'test-connection', 'list', 'status', 'pause', 'resume', 'sync-now', 'remove', 'log', 'conflicts', 'migrate', 'worker', 'emulator']) {
+    for (const c of ['dev', 'enroll', 'test-connection', 'list', 'status', 'pause', 'resume', 'sync-now', 'remove', 'log', 'conflicts', 'migrate', 'worker', 'emulator', 'policy', 'email']) {
       assert.match(r.stdout, new RegExp(`\\n\\s+${c}\\b`), `help lists ${c}`);
     }
   });
