@@ -11,7 +11,7 @@
  * The sequences are played by worker processes (search.ts), each with its own database and emulator, run i by
  * process i mod n (shard.ts): the same sequences one process would play, in about half the time on two cores.
  *
- * CXSYNC_MODEL_RUNS      sequences to run (default 1000: about 3 minutes on two free cores; stress: 10×)
+ * CXSYNC_MODEL_RUNS      sequences to run (default 1000: about 3.5 minutes on two free cores; stress: 10×)
  * CXSYNC_MODEL_SEED      the seed (default 20261130: npm test plays the same sequences every time); `random` for a
  *                        new one, printed first; with CXSYNC_MODEL_PATH, replays a reported failure
  * CXSYNC_MODEL_PATH      a reported failure's path: fast-check's counterexample path, then `@` and fc.commands'

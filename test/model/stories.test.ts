@@ -1,8 +1,8 @@
 /**
  * User stories of the sync cycle under interleavings, each a fixed sequence of workflow steps and user actions
- * on the same driver, environment and world as the interleaving property (real activities, PostgreSQL, HTTPS
- * Graph emulator). They describe behaviour DESIGN.md ("Concurrency") asks for; a failure names what the user
- * would lose.
+ * on the same driver, environment and world (scenario.ts ModelRun) as the interleaving property, which is
+ * fast-check model-based testing (real activities, PostgreSQL, HTTPS Graph emulator). They describe behaviour
+ * DESIGN.md ("Concurrency") asks for; a failure names what the user would lose.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
