@@ -21,7 +21,7 @@ import type { MailApi, MailMessage } from './exchange/mail-api';
 import { toActivityFailure } from './exchange/errors';
 import type { CrmEmailStore, CrmRecordRef } from './crm/crm-store';
 import type { EmailFilingStore, FilingDecision, UnresolvedEntry } from '../db/email-filing-store';
-import { counterpartOf, createdRecordId, exclusionsOf, filingSyncId, FILING_ROLES, type Exclusions, type FilingRole } from '../domain/email-filing';
+import { counterpartOf, createdRecordId, exclusionsOf, filingSyncId, FILING_ROLES, REPLY_FOLDERS, type Exclusions, type FiledAs, type FilingRole } from '../domain/email-filing';
 import { attachmentSkipReason } from '../domain/email-records';
 import type { Policy } from '../domain/policy';
 import type { LogLevel } from '../db/sync-store';
@@ -123,7 +123,73 @@ export async function fileDroppedMail(ctx: FilingContext): Promise<FilingResult>
     }
     await ctx.store.saveRound(ctx.mailboxId, folder.role, round.deltaLink, rescan);
   }
+  if (ctx.policy.fileReplies) {
+    const left = await fileReplies(ctx, Math.max(0, budget), (o) => count(o));
+    if (left) result.workRemaining = true;
+  }
   return result;
+}
+
+/**
+ * Replies (email.fileReplies): Inbox and Sent Items are read by delta from the moment the setting was first seen
+ * (never retroactively). A message there whose conversation holds a message this mailbox filed, and whose
+ * In-Reply-To or References names one of them (or that carries neither header), is filed to the records those
+ * were filed to: one activity per message as always. Returns true when the budget left messages for next cycle.
+ */
+async function fileReplies(ctx: FilingContext, budget: number, count: (o: Outcome) => void): Promise<boolean> {
+  let leftOver = false;
+  const known = new Map((await ctx.store.dropFolders(ctx.mailboxId)).map((f) => [f.role, f]));
+  for (const role of REPLY_FOLDERS) {
+    let folder = known.get(role);
+    let round;
+    try {
+      if (!folder) {
+        await ctx.store.setDropFolder(ctx.mailboxId, role, role, await ctx.mail.wellKnownFolderId(ctx.upn, role));
+        folder = (await ctx.store.dropFolders(ctx.mailboxId)).find((f) => f.role === role)!;
+      }
+      round = await ctx.mail.deltaRound(ctx.upn, folder.folderId, folder.deltaLink ?? undefined);
+    } catch (err) {
+      throw toActivityFailure(err, `reading ${role === 'inbox' ? 'the Inbox' : 'Sent Items'} of ${ctx.upn} for replies`, { recordType: 'email' });
+    }
+    ctx.beat();
+    const since = folder.since.getTime();
+    const fresh = round.changes.flatMap((c) =>
+      c.state === 'present' && c.conversationId && (!c.receivedDateTime || Date.parse(c.receivedDateTime) >= since) ? [{ id: c.id, conversationId: c.conversationId }] : [],
+    );
+    const threads = await ctx.store.filedInConversations(ctx.mailboxId, [...new Set(fresh.map((f) => f.conversationId))]);
+    const inThread = fresh.filter((f) => threads.some((t) => t.conversationId === f.conversationId));
+    const done = await ctx.store.filed(ctx.mailboxId, 'reply', inThread.map((f) => f.id));
+    const todo = inThread.filter((f) => !done.has(f.id));
+    const now = todo.slice(0, budget);
+    budget -= now.length;
+    const messages = now.length ? await ctx.mail.getMessages(ctx.upn, now.map((f) => f.id)).catch((err: unknown) => {
+      throw toActivityFailure(err, `reading replies of ${ctx.upn}`, { recordType: 'email' });
+    }) : new Map<string, MailMessage | undefined>();
+    for (const f of now) {
+      const m = messages.get(f.id);
+      if (!m) continue;
+      const filedHere = threads.filter((t) => t.conversationId === f.conversationId && t.internetMessageId !== m.internetMessageId);
+      const named = new Set([...(m.inReplyTo ? [m.inReplyTo] : []), ...m.references]);
+      const parents = named.size ? filedHere.filter((t) => t.internetMessageId && named.has(t.internetMessageId)) : filedHere;
+      if (parents.length === 0) {
+        // The same thread but a reply to nothing filed (another branch of it): left alone, not guessed.
+        continue;
+      }
+      const records: CrmRecordRef[] = [];
+      for (const a of new Set(parents.map((p) => p.activityId))) {
+        for (const r of await ctx.crm.emailLinks(a)) if (!records.some((x) => x.type === r.type && x.id === r.id)) records.push(r);
+      }
+      if (records.length === 0) continue; // its parents lost every link (records deleted): nothing to file to
+      count(await fileTo(ctx, m, 'reply', records, false, `a reply to email activity ${[...new Set(parents.map((p) => p.activityId))].join(', ')}`));
+      ctx.beat();
+    }
+    if (now.length < todo.length) {
+      leftOver = true;
+      continue;
+    }
+    await ctx.store.saveRound(ctx.mailboxId, role, round.deltaLink, false);
+  }
+  return leftOver;
 }
 
 /** The drop folders of the policy, created in the mailbox on first use (or when the policy renames one). */
@@ -146,8 +212,10 @@ async function dropFolders(ctx: FilingContext) {
     }
   }
   const rows = await ctx.store.dropFolders(ctx.mailboxId);
-  return wanted.map((w) => rows.find((r) => r.role === w.role)!);
+  return wanted.map((w) => ({ ...rows.find((r) => r.role === w.role)!, role: w.role }));
 }
+
+const thread = (m: MailMessage) => ({ conversationId: m.conversationId, internetMessageId: m.internetMessageId });
 
 /** The mailbox's exclusions: the policy's lists, the operators' (sync.email_exclusion) and its own domain. Also used by email-sync.ts. */
 export async function exclusionsFor(ctx: Pick<FilingContext, 'store' | 'mailboxId' | 'upn' | 'policy'>): Promise<Exclusions> {
@@ -160,7 +228,7 @@ export async function exclusionsFor(ctx: Pick<FilingContext, 'store' | 'mailboxI
   });
 }
 
-function unresolvedOf(m: MailMessage, role: FilingRole, reason: string, candidates: CrmRecordRef[] = []) {
+function unresolvedOf(m: MailMessage, role: FiledAs, reason: string, candidates: CrmRecordRef[] = []) {
   return {
     messageId: m.id,
     role,
@@ -174,7 +242,7 @@ function unresolvedOf(m: MailMessage, role: FilingRole, reason: string, candidat
   };
 }
 
-async function list(ctx: FilingContext, m: MailMessage, role: FilingRole, reason: string, candidates: CrmRecordRef[] = []): Promise<Outcome> {
+async function list(ctx: FilingContext, m: MailMessage, role: FiledAs, reason: string, candidates: CrmRecordRef[] = []): Promise<Outcome> {
   await ctx.store.addUnresolved(ctx.mailboxId, unresolvedOf(m, role, reason, candidates));
   await ctx.log('warn', `message not filed, listed in cxsync email unresolved ${ctx.mailboxId}: ${reason}`, m.id);
   return { kind: 'unresolved' };
@@ -219,11 +287,11 @@ async function fileMessage(ctx: FilingContext, ex: Exclusions, m: MailMessage, r
 }
 
 /** The message's activity (one per message), linked to `records`, with its attachments; then recorded as filed. */
-async function fileTo(ctx: FilingContext, m: MailMessage, role: FilingRole, records: CrmRecordRef[], createdRecord: boolean, rule: string): Promise<Outcome> {
+async function fileTo(ctx: FilingContext, m: MailMessage, role: FiledAs, records: CrmRecordRef[], createdRecord: boolean, rule: string): Promise<Outcome> {
   const activity = await activityOf(ctx, m);
   if (activity.deleted) {
     // A CRM user deleted this message's activity: their decision stands, the message is not filed again.
-    await ctx.store.markFiled(ctx.mailboxId, m.id, role, activity.id);
+    await ctx.store.markFiled(ctx.mailboxId, m.id, role, activity.id, thread(m));
     await ctx.log('info', `not filed again: its CRM email activity ${activity.id} was deleted in the CRM`, m.id);
     return { kind: 'skipped' };
   }
@@ -233,7 +301,7 @@ async function fileTo(ctx: FilingContext, m: MailMessage, role: FilingRole, reco
     return list(ctx, m, role, `the record ${missing.map((l) => `${l.record.type} ${l.record.id}`).join(', ')} was deleted in the CRM while the message was filed; the next re-scan tries again`);
   }
   if (activity.created && m.hasAttachments && ctx.policy.attachments.enabled) await copyAttachments(ctx, m, activity.id);
-  await ctx.store.markFiled(ctx.mailboxId, m.id, role, activity.id);
+  await ctx.store.markFiled(ctx.mailboxId, m.id, role, activity.id, thread(m));
   await ctx.log('info', `filed to ${records.map((x) => `${x.type} ${x.id}`).join(', ')} (${rule}) as email activity ${activity.id}`, m.id);
   return { kind: 'filed', createdRecord };
 }

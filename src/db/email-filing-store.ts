@@ -5,16 +5,18 @@
  */
 import { sql } from 'kysely';
 import type { CrmRecordRef } from '../activities/crm/crm-store';
-import type { FilingRole } from '../domain/email-filing';
+import type { FiledAs, FilingRole, FolderRole } from '../domain/email-filing';
 import { normaliseAddress, normaliseDomain } from '../domain/email-records';
 import type { Db } from './connection';
 
 export interface DropFolderRow {
-  role: FilingRole;
+  role: FolderRole;
   folderName: string;
   folderId: string;
   deltaLink: string | null;
   rescannedAt: Date | null;
+  /** Inbox and Sent Items: messages received before this are never filed as replies. */
+  since: Date;
 }
 
 /** What an operator decided for an unresolved message, carried out by the mailbox's next cycle. */
@@ -24,7 +26,7 @@ export interface UnresolvedEntry {
   id: string;
   mailboxId: string;
   messageId: string;
-  role: FilingRole;
+  role: FiledAs;
   internetMessageId: string | null;
   subject: string;
   senderAddress: string | null;
@@ -39,7 +41,7 @@ export interface UnresolvedEntry {
 
 export interface NewUnresolved {
   messageId: string;
-  role: FilingRole;
+  role: FiledAs;
   internetMessageId: string | null;
   subject: string;
   senderAddress: string | null;
@@ -63,11 +65,11 @@ export class EmailFilingStore {
 
   async dropFolders(mailboxId: string): Promise<DropFolderRow[]> {
     const rows = await this.db.selectFrom('sync.mail_folder').selectAll().where('mailbox_id', '=', mailboxId).execute();
-    return rows.map((r) => ({ role: r.role, folderName: r.folder_name, folderId: r.folder_id, deltaLink: r.delta_link, rescannedAt: r.rescanned_at }));
+    return rows.map((r) => ({ role: r.role, folderName: r.folder_name, folderId: r.folder_id, deltaLink: r.delta_link, rescannedAt: r.rescanned_at, since: r.since }));
   }
 
   /** A folder (re)resolved: a new folder or a renamed one starts a new delta round and a re-scan. */
-  async setDropFolder(mailboxId: string, role: FilingRole, folderName: string, folderId: string): Promise<void> {
+  async setDropFolder(mailboxId: string, role: FolderRole, folderName: string, folderId: string): Promise<void> {
     await this.db
       .insertInto('sync.mail_folder')
       .values({ mailbox_id: mailboxId, role, folder_name: folderName, folder_id: folderId, delta_link: null, rescanned_at: null })
@@ -75,7 +77,7 @@ export class EmailFilingStore {
       .execute();
   }
 
-  async saveRound(mailboxId: string, role: FilingRole, deltaLink: string, rescanned: boolean): Promise<void> {
+  async saveRound(mailboxId: string, role: FolderRole, deltaLink: string, rescanned: boolean): Promise<void> {
     await this.db
       .updateTable('sync.mail_folder')
       .set({ delta_link: deltaLink, ...(rescanned ? { rescanned_at: new Date() } : {}) })
@@ -85,7 +87,7 @@ export class EmailFilingStore {
   }
 
   /** The messages of `ids` already filed from the folder of `role` (or settled: an activity deleted in the CRM). */
-  async filed(mailboxId: string, role: FilingRole, ids: readonly string[]): Promise<Set<string>> {
+  async filed(mailboxId: string, role: FiledAs, ids: readonly string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
     const rows = await this.db
       .selectFrom('sync.mail_filed')
@@ -98,11 +100,11 @@ export class EmailFilingStore {
   }
 
   /** The message is filed: recorded, and off the unresolved list, in one transaction. */
-  async markFiled(mailboxId: string, messageId: string, role: FilingRole, activityId: string): Promise<void> {
+  async markFiled(mailboxId: string, messageId: string, role: FiledAs, activityId: string, thread: { conversationId: string | null; internetMessageId: string | null }): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       await tx
         .insertInto('sync.mail_filed')
-        .values({ mailbox_id: mailboxId, message_id: messageId, role, activity_id: activityId })
+        .values({ mailbox_id: mailboxId, message_id: messageId, role, activity_id: activityId, conversation_id: thread.conversationId, internet_message_id: thread.internetMessageId })
         .onConflict((oc) => oc.columns(['mailbox_id', 'message_id', 'role']).doUpdateSet({ activity_id: activityId }))
         .execute();
       await tx.deleteFrom('sync.email_unresolved').where('mailbox_id', '=', mailboxId).where('message_id', '=', messageId).where('role', '=', role).execute();
@@ -130,7 +132,7 @@ export class EmailFilingStore {
       .execute();
   }
 
-  async removeUnresolved(mailboxId: string, messageId: string, role: FilingRole): Promise<void> {
+  async removeUnresolved(mailboxId: string, messageId: string, role: FiledAs): Promise<void> {
     await this.db.deleteFrom('sync.email_unresolved').where('mailbox_id', '=', mailboxId).where('message_id', '=', messageId).where('role', '=', role).execute();
   }
 
@@ -172,6 +174,21 @@ export class EmailFilingStore {
       .where('id', '=', id)
       .executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
+  }
+
+  /**
+   * Filed messages of the mailbox in these conversations (a reply's thread), with their activity and Internet
+   * message id; at most a few per conversation in practice.
+   */
+  async filedInConversations(mailboxId: string, conversationIds: readonly string[]): Promise<Array<{ conversationId: string; activityId: string; internetMessageId: string | null }>> {
+    if (conversationIds.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('sync.mail_filed')
+      .select(['conversation_id', 'activity_id', 'internet_message_id'])
+      .where('mailbox_id', '=', mailboxId)
+      .where('conversation_id', 'in', [...conversationIds])
+      .execute();
+    return rows.map((r) => ({ conversationId: r.conversation_id!, activityId: r.activity_id, internetMessageId: r.internet_message_id }));
   }
 
   // ---- exclusions ----

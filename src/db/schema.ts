@@ -386,19 +386,22 @@ export interface EventInvitationTable {
 /** A drop folder of a mailbox (0014_email_filing). */
 export interface MailFolderTable {
   mailbox_id: string;
-  role: 'account' | 'contact' | 'lead';
+  role: 'account' | 'contact' | 'lead' | 'inbox' | 'sentitems';
   folder_name: string;
   folder_id: string;
   delta_link: string | null;
   rescanned_at: Date | null;
+  since: Generated<Date>;
 }
 
 /** A message filed from a drop folder (0014_email_filing). */
 export interface MailFiledTable {
   mailbox_id: string;
   message_id: string;
-  role: 'account' | 'contact' | 'lead';
+  role: 'account' | 'contact' | 'lead' | 'reply';
   activity_id: string;
+  conversation_id: string | null;
+  internet_message_id: string | null;
   filed_at: Generated<Date>;
 }
 
@@ -407,7 +410,7 @@ export interface EmailUnresolvedTable {
   id: Generated<string>;
   mailbox_id: string;
   message_id: string;
-  role: 'account' | 'contact' | 'lead';
+  role: 'account' | 'contact' | 'lead' | 'reply';
   internet_message_id: string | null;
   subject: string;
   sender_address: string | null;

@@ -6,8 +6,14 @@
 import { createHash } from 'node:crypto';
 import { domainOfAddress, normaliseAddress, normaliseDomain, type EmailRecordType } from './email-records';
 
+/** The record type a drop folder files to. */
 export type FilingRole = EmailRecordType;
 export const FILING_ROLES: readonly FilingRole[] = ['account', 'contact', 'lead'];
+/** How a message came to be filed: dropped into a folder of a record type, or a reply to a filed message. */
+export type FiledAs = FilingRole | 'reply';
+/** A folder filing reads: a drop folder, or Inbox and Sent Items for replies (email.fileReplies). */
+export type FolderRole = FilingRole | 'inbox' | 'sentitems';
+export const REPLY_FOLDERS: readonly ('inbox' | 'sentitems')[] = ['inbox', 'sentitems'];
 
 export interface Exclusions {
   addresses: ReadonlySet<string>;

@@ -179,6 +179,12 @@ const emailSection = z
       })
       .strict()
       .default({}),
+    /**
+     * File replies to a filed message (in Inbox or Sent Items, same conversation, naming a filed message in
+     * In-Reply-To or References) to the records it was filed to. Reads Inbox and Sent Items: one more request
+     * each per cycle.
+     */
+    fileReplies: z.boolean().default(false),
     /** Addresses and domains never filed to (nor created as) a CRM record; operators add more with cxsync email ignore-*. */
     exclude: z
       .object({

@@ -302,10 +302,31 @@ export function dropMessage(store: Store, ms: MailState, folderId: string, w: Me
     isDraft: false,
     isRead: false,
     internetMessageId: `<${crypto.randomBytes(12).toString('hex')}@mail.example.test>`,
-    conversationId: 'AAQkA' + crypto.randomBytes(24).toString('base64url'),
+    conversationId: threadOf(ms, w.fields) ?? 'AAQkA' + crypto.randomBytes(24).toString('base64url'),
     ...w.fields,
   };
   return insertMessage(store, ms, folderId, fields, w.ext, w.attachments);
+}
+
+/**
+ * The conversation a delivered message joins: that of a message in the mailbox its In-Reply-To or References
+ * header names (RFC 5322 §3.6.4), as Exchange threads a reply with what it answers (message resource,
+ * `conversationId`: "The ID of the conversation the email belongs to"). A copy of a message already in the
+ * mailbox (same Internet message id) is in that message's conversation.
+ */
+function threadOf(ms: MailState, fields: Record<string, unknown>): string | undefined {
+  const headers = Array.isArray(fields.internetMessageHeaders) ? (fields.internetMessageHeaders as Array<{ name?: unknown; value?: unknown }>) : [];
+  const named = headers
+    .filter((h) => typeof h.name === 'string' && /^(in-reply-to|references)$/i.test(h.name) && typeof h.value === 'string')
+    .flatMap((h) => (h.value as string).match(/<[^<>\s]+>/g) ?? []);
+  if (typeof fields.internetMessageId === 'string') named.unshift(fields.internetMessageId);
+  if (named.length === 0) return undefined;
+  const wanted = new Set(named.map((x) => x.toLowerCase()));
+  for (const item of Object.values(ms.items)) {
+    const id = item.fields.internetMessageId;
+    if (typeof id === 'string' && wanted.has(id.toLowerCase()) && typeof item.fields.conversationId === 'string') return item.fields.conversationId;
+  }
+  return undefined;
 }
 
 function insertMessage(store: Store, ms: MailState, folderId: string, fields: Record<string, unknown>, ext: ExtendedProperty[], attachments: Array<Record<string, unknown>>): StoredItem {

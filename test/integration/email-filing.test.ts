@@ -266,6 +266,41 @@ describe('email filing by drop folder', () => {
     assert.deepEqual(await dropDemoMail(deps), [], 'a second npm start drops nothing');
   });
 
+  it('with email.fileReplies, replies to a filed message in Inbox and Sent Items are filed to its records; nothing else, nothing older', async () => {
+    const CARA = 'cara@contoso.com';
+    const cara = await s.addUser(CARA, 'Cara');
+    await s.operator.createPolicy('replies', { email: { enabled: true, fileReplies: true } });
+    await s.operator.enroll(CARA, { policy: 'replies' });
+    await eventually(() => s.operator.status(CARA), (st) => st.cyclesCompleted >= 1, { what: 'first cycle' });
+    const liv = (await sql<{ id: string }>`insert into crm.contacts (owner_id, first_name, last_name, email) values (${cara}, 'Liv', 'Thread', 'liv@litware.example') returning id::text`.execute(s.db)).rows[0].id;
+    const original = message({ address: 'liv@litware.example', name: 'Liv Thread' }, { toRecipients: [person(CARA, 'Cara')] });
+    s.emulator.admin.dropMessage(CARA, 'VContacts', original);
+    await cycle(CARA);
+    assert.equal((await activitiesOf(original.internetMessageId)).length, 1);
+
+    const now = new Date().toISOString();
+    const replyTo = (imid: string) => [{ name: 'In-Reply-To', value: imid }];
+    const theirs = message({ address: 'liv@litware.example', name: 'Liv Thread' }, { toRecipients: [person(CARA, 'Cara')], receivedDateTime: now, internetMessageHeaders: replyTo(original.internetMessageId) });
+    const mine = message({ address: CARA, name: 'Cara' }, { toRecipients: [person('liv@litware.example', 'Liv Thread')], receivedDateTime: now, internetMessageHeaders: replyTo(original.internetMessageId) });
+    const unrelated = message({ address: 'liv@litware.example', name: 'Liv Thread' }, { toRecipients: [person(CARA, 'Cara')], receivedDateTime: now });
+    const older = message({ address: 'liv@litware.example', name: 'Liv Thread' }, { toRecipients: [person(CARA, 'Cara')], internetMessageHeaders: replyTo(original.internetMessageId) });
+    s.emulator.admin.dropMessage(CARA, 'inbox', theirs);
+    s.emulator.admin.dropMessage(CARA, 'sentitems', mine);
+    s.emulator.admin.dropMessage(CARA, 'inbox', unrelated);
+    s.emulator.admin.dropMessage(CARA, 'inbox', older); // received a month ago: before replies were filed
+    const st = await cycle(CARA);
+    assert.equal(st?.lastCycle?.email?.filed, 2);
+    for (const [m, direction] of [[theirs, 'incoming'], [mine, 'outgoing']] as const) {
+      const [a] = await activitiesOf(m.internetMessageId);
+      assert.equal(a?.direction, direction, m.subject);
+      assert.deepEqual(await linksOf(a.id), [{ record_type: 'contact', record_id: liv }], `${m.subject}: filed to the original's contact`);
+    }
+    assert.equal((await activitiesOf(unrelated.internetMessageId)).length, 0, 'another conversation');
+    assert.equal((await activitiesOf(older.internetMessageId)).length, 0, 'received before replies were filed');
+    const again = await cycle(CARA);
+    assert.equal(again?.lastCycle?.email, undefined, 'nothing filed twice');
+  });
+
   it('a CRM user deleting a filed activity is respected: dropping the message again does not bring it back', async () => {
     const m = message({ address: 'jo@lucerne.example', name: 'Jo Lucerne' });
     s.emulator.admin.dropMessage(ANNA, 'VContacts', m);

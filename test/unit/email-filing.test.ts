@@ -59,13 +59,14 @@ describe('email filing rules', () => {
 });
 
 describe('policy: the email section', () => {
-  it('defaults: filing off, the three vtiger folders, attachments up to 10 MB, the own domain excluded', () => {
+  it('defaults: filing off, the three vtiger folders, attachments up to 10 MB, replies not filed, the own domain excluded', () => {
     // The email sync subsection has its own tests (test/unit/policy-email.test.ts).
     const { sync: _sync, ...filing } = BUILTIN_POLICY.email as typeof BUILTIN_POLICY.email & { sync?: unknown };
     assert.deepEqual(filing, {
       enabled: false,
       dropFolders: { account: 'VAccounts', contact: 'VContacts', lead: 'VLeads' },
       attachments: { enabled: true, maxBytes: 10 * 1024 * 1024 },
+      fileReplies: false,
       exclude: { ownDomain: true, addresses: [], domains: [] },
     });
   });

@@ -69,7 +69,8 @@ const MESSAGE_FIELDS = [
   'isDraft',
   'isRead',
 ].join(',');
-const DELTA_FIELDS = 'id,parentFolderId,changeKey';
+// conversationId and receivedDateTime let filing spot replies without reading every message (email-filing.ts).
+const DELTA_FIELDS = 'id,parentFolderId,changeKey,conversationId,receivedDateTime';
 /** Base attachment properties only: contentBytes stays out of a listing (one attachment can be 150 MB). */
 const ATTACHMENT_FIELDS = 'id,name,contentType,size,isInline,lastModifiedDateTime';
 
@@ -130,7 +131,7 @@ export interface NewMailMessage {
 
 /** Where a message reported by a folder's delta is now. */
 export type MessageState =
-  | { id: string; state: 'present'; changeKey?: string }
+  | { id: string; state: 'present'; changeKey?: string; conversationId?: string; receivedDateTime?: string }
   /** Still in the mailbox, in another folder (Deleted Items included: the caller decides what a soft delete means). */
   | { id: string; state: 'moved'; parentFolderId: string }
   /** 404 for the immutable id: deleted, purged, or moved out of the mailbox (an archive mailbox). */
@@ -140,6 +141,8 @@ export interface DeltaMessage {
   id: string;
   parentFolderId?: string;
   changeKey?: string;
+  conversationId?: string;
+  receivedDateTime?: string;
   '@removed'?: { reason: string };
 }
 
@@ -453,7 +456,9 @@ export class MailApi {
     const confirmed = await this.confirmRemovals(upn, folderId, removed);
     const changes = order.map((id): MessageState => {
       const p = present.get(id);
-      return p ? { id, state: 'present', ...(p.changeKey ? { changeKey: p.changeKey } : {}) } : confirmed.get(id)!;
+      return p
+        ? { id, state: 'present', ...(p.changeKey ? { changeKey: p.changeKey } : {}), ...(p.conversationId ? { conversationId: p.conversationId } : {}), ...(p.receivedDateTime ? { receivedDateTime: p.receivedDateTime } : {}) }
+        : confirmed.get(id)!;
     });
     return { changes, deltaLink, pages };
   }

@@ -1,10 +1,12 @@
 /**
  * Filing mail by drop folder (issue 10; src/activities/email-filing.ts, docs/RECORD_TYPES.md "Email").
  *
- * - sync.mail_folder: per mailbox and drop-folder role (account, contact, lead), the folder's immutable id, the
- *   delta link its next round starts from, and when its ids were last re-scanned (the backstop for a message
- *   moved A→B→A between two rounds, which delta reports removed and never again).
- * - sync.mail_filed: what was filed, per mailbox, message (immutable id) and role: the activity it became.
+ * - sync.mail_folder: per mailbox and folder role — a drop folder (account, contact, lead), or Inbox and Sent
+ *   Items read for replies (inbox, sentitems) — the folder's immutable id, the delta link its next round starts
+ *   from, when its ids were last re-scanned (the backstop for a message moved A→B→A between two rounds, which
+ *   delta reports removed and never again), and since when it is read.
+ * - sync.mail_filed: what was filed, per mailbox, message (immutable id) and role (a drop folder's, or `reply`):
+ *   the activity it became.
  *   A message seen again (a later round, a re-scan, a retried activity) is not filed again.
  * - sync.email_unresolved: messages that could not be filed (no usable sender, an ambiguous match, an excluded
  *   sender, a deleted activity), with the reason and candidates, until an operator's decision (`decision`) is
@@ -22,28 +24,34 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     create table sync.mail_folder (
       mailbox_id text not null references sync.mailbox(id) on delete cascade,
-      role text not null check (role in ('account', 'contact', 'lead')),
+      role text not null check (role in ('account', 'contact', 'lead', 'inbox', 'sentitems')),
       folder_name text not null,
       folder_id text not null,
       delta_link text,
       rescanned_at timestamptz,
+      -- Replies (inbox, sentitems) are filed from this moment on, never retroactively.
+      since timestamptz not null default now(),
       primary key (mailbox_id, role)
     )`.execute(db);
   await sql`
     create table sync.mail_filed (
       mailbox_id text not null references sync.mailbox(id) on delete cascade,
       message_id text not null,
-      role text not null check (role in ('account', 'contact', 'lead')),
+      role text not null check (role in ('account', 'contact', 'lead', 'reply')),
       activity_id uuid not null,
+      -- The thread it belongs to in this mailbox, and its Internet message id: a reply is found by them.
+      conversation_id text,
+      internet_message_id text,
       filed_at timestamptz not null default now(),
       primary key (mailbox_id, message_id, role)
     )`.execute(db);
+  await sql`create index mail_filed_conversation on sync.mail_filed (mailbox_id, conversation_id) where conversation_id is not null`.execute(db);
   await sql`
     create table sync.email_unresolved (
       id bigint generated always as identity primary key,
       mailbox_id text not null references sync.mailbox(id) on delete cascade,
       message_id text not null,
-      role text not null check (role in ('account', 'contact', 'lead')),
+      role text not null check (role in ('account', 'contact', 'lead', 'reply')),
       internet_message_id text,
       subject text not null default '',
       sender_address text,
