@@ -386,7 +386,7 @@ export async function copyAttachments(
 async function carryOut(ctx: FilingContext, ex: Exclusions, entry: UnresolvedEntry): Promise<Outcome> {
   const decision = entry.decision as FilingDecision;
   if ('ignore' in decision) {
-    await ctx.store.removeUnresolved(ctx.mailboxId, entry.messageId, entry.role);
+    await ctx.store.markIgnored(ctx.mailboxId, entry.messageId, entry.role);
     await ctx.log('info', `message left unfiled, as decided by ${entry.decidedBy ?? 'an operator'}`, entry.messageId);
     return { kind: 'skipped' };
   }

@@ -5,6 +5,7 @@
  * (activities/email-filing.ts carryOut), so nothing here writes to the CRM or the mailbox. Also manages the
  * operators' exclusions (addresses and domains never filed), which add to the policy's `email.exclude`.
  */
+import type { FiledAs } from '../domain/email-filing';
 import { Command, Option } from 'commander';
 import type { Env } from '../config';
 import type { Db } from '../db/connection';
@@ -38,7 +39,8 @@ async function knownMailbox(db: Db, mailbox: string): Promise<string> {
 export interface UnresolvedView {
   id: string;
   mailbox: string;
-  folder: { role: EmailRecordType; name: string | null };
+  /** The drop folder the message was found in, or `reply` for a reply found in Inbox or Sent Items. */
+  folder: { role: FiledAs; name: string | null };
   received: string | null;
   sender: { address: string | null; name: string | null };
   subject: string;
@@ -66,7 +68,7 @@ export async function unresolvedList(db: Db, mailbox?: string): Promise<Unresolv
     views.push({
       id: e.id,
       mailbox: e.mailboxId,
-      folder: { role: e.role, name: folders.get(e.mailboxId)!.get(e.role) ?? null },
+      folder: { role: e.role, name: e.role === 'reply' ? null : (folders.get(e.mailboxId)!.get(e.role) ?? null) },
       received: e.receivedAt,
       sender: { address: e.senderAddress, name: e.senderName },
       subject: e.subject,

@@ -100,7 +100,7 @@ export class EmailFilingStore {
   }
 
   /** The message is filed: recorded, and off the unresolved list, in one transaction. */
-  async markFiled(mailboxId: string, messageId: string, role: FiledAs, activityId: string, thread: { conversationId: string | null; internetMessageId: string | null }): Promise<void> {
+  async markFiled(mailboxId: string, messageId: string, role: FiledAs, activityId: string | null, thread: { conversationId: string | null; internetMessageId: string | null }): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       await tx
         .insertInto('sync.mail_filed')
@@ -111,7 +111,23 @@ export class EmailFilingStore {
     });
   }
 
-  /** Listed (or its reason updated); an operator's decision already taken stays until carried out. */
+  /** An operator chose to leave the message unfiled: settled (a re-scan skips it), and off the list. */
+  async markIgnored(mailboxId: string, messageId: string, role: FiledAs): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx
+        .insertInto('sync.mail_filed')
+        .values({ mailbox_id: mailboxId, message_id: messageId, role, activity_id: null, conversation_id: null, internet_message_id: null })
+        .onConflict((oc) => oc.columns(['mailbox_id', 'message_id', 'role']).doNothing())
+        .execute();
+      await tx.deleteFrom('sync.email_unresolved').where('mailbox_id', '=', mailboxId).where('message_id', '=', messageId).where('role', '=', role).execute();
+    });
+  }
+
+  /**
+   * Listed, or listed again with the new reason. Listing again clears an operator's decision: it was carried out
+   * (decisions go first in a cycle) and could not file the message (its records were deleted meanwhile), so the
+   * operator decides again instead of the same attempt repeating every cycle.
+   */
   async addUnresolved(mailboxId: string, u: NewUnresolved): Promise<void> {
     const row = {
       mailbox_id: mailboxId,
@@ -128,7 +144,7 @@ export class EmailFilingStore {
     await this.db
       .insertInto('sync.email_unresolved')
       .values(row)
-      .onConflict((oc) => oc.columns(['mailbox_id', 'message_id', 'role']).doUpdateSet({ reason: u.reason, candidates: row.candidates, updated_at: new Date() }))
+      .onConflict((oc) => oc.columns(['mailbox_id', 'message_id', 'role']).doUpdateSet({ reason: u.reason, candidates: row.candidates, decision: null, decided_by: null, updated_at: new Date() }))
       .execute();
   }
 
@@ -187,8 +203,9 @@ export class EmailFilingStore {
       .select(['conversation_id', 'activity_id', 'internet_message_id'])
       .where('mailbox_id', '=', mailboxId)
       .where('conversation_id', 'in', [...conversationIds])
+      .where('activity_id', 'is not', null)
       .execute();
-    return rows.map((r) => ({ conversationId: r.conversation_id!, activityId: r.activity_id, internetMessageId: r.internet_message_id }));
+    return rows.map((r) => ({ conversationId: r.conversation_id!, activityId: r.activity_id!, internetMessageId: r.internet_message_id }));
   }
 
   // ---- exclusions ----

@@ -207,6 +207,6 @@ export class EmailSyncStore {
   async filedHere(mailboxId: string, ids: readonly string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
     const rows = await this.db.selectFrom('sync.mail_filed').select('activity_id').distinct().where('mailbox_id', '=', mailboxId).where('activity_id', 'in', [...ids]).execute();
-    return new Set(rows.map((r) => r.activity_id));
+    return new Set(rows.flatMap((r) => (r.activity_id ? [r.activity_id] : [])));
   }
 }

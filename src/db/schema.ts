@@ -399,7 +399,8 @@ export interface MailFiledTable {
   mailbox_id: string;
   message_id: string;
   role: 'account' | 'contact' | 'lead' | 'reply';
-  activity_id: string;
+  /** Null: left unfiled by an operator's decision. */
+  activity_id: string | null;
   conversation_id: string | null;
   internet_message_id: string | null;
   filed_at: Generated<Date>;

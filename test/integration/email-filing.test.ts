@@ -143,6 +143,33 @@ describe('email filing by drop folder', () => {
     assert.equal((await store.unresolved(ANNA)).filter((u) => u.internetMessageId === m.internetMessageId).length, 0, 'off the list');
   });
 
+  it('an ignored message stays settled through re-scans; a decision that cannot be carried out is listed again for a new one', async () => {
+    const desk = (await sql<{ id: string }>`insert into crm.contacts (owner_id, first_name, last_name, email) values (${ben}, 'Other', 'Desk', 'front@litware.example'), (${ben}, 'Other', 'Desk2', 'front@litware.example') returning id::text`.execute(s.db)).rows.map((r) => r.id);
+    const ignored = message({ address: 'front@litware.example', name: 'Front' });
+    const retried = message({ address: 'front@litware.example', name: 'Front' });
+    s.emulator.admin.dropMessage(ANNA, 'VContacts', ignored);
+    s.emulator.admin.dropMessage(ANNA, 'VContacts', retried);
+    await cycle(ANNA);
+    const listed = async () => (await store.unresolved(ANNA)).filter((u) => [ignored.internetMessageId, retried.internetMessageId].includes(u.internetMessageId!));
+    const [a, b] = (await listed()).sort((x, y) => (x.internetMessageId === ignored.internetMessageId ? -1 : 1) - (y.internetMessageId === ignored.internetMessageId ? -1 : 1));
+    await store.decide(a.id, { ignore: true }, 'ops');
+    await store.decide(b.id, { file: [{ type: 'contact', id: desk[0] }] }, 'ops');
+    await sql`update crm.contacts set deleted_at = now() where id = ${desk[0]}`.execute(s.db); // before the cycle carries it out
+    await cycle(ANNA);
+    const after = await listed();
+    assert.deepEqual(after.map((u) => u.internetMessageId), [retried.internetMessageId], 'the ignored one is off the list');
+    assert.match(after[0].reason, /was deleted in the CRM while the message was filed/);
+    assert.equal(after[0].decision, null, 'the failed decision is not tried again every cycle');
+    // A re-scan reads the folder again: the ignored message is not listed again, and the listed one meets a
+    // changed CRM (one of the two contacts is gone): no longer ambiguous, it is filed to the other.
+    await sql`update sync.mail_folder set rescanned_at = now() - interval '2 hours' where mailbox_id = ${ANNA} and role = 'contact'`.execute(s.db);
+    await cycle(ANNA);
+    assert.deepEqual(await listed(), []);
+    assert.equal((await activitiesOf(ignored.internetMessageId)).length, 0);
+    const [filed] = await activitiesOf(retried.internetMessageId);
+    assert.deepEqual(await linksOf(filed.id), [{ record_type: 'contact', record_id: desk[1] }]);
+  });
+
   it("mail from the mailbox's own domain is never filed: listed as such; a sent message is filed to its recipient", async () => {
     const internal = message({ address: 'colleague@contoso.com', name: 'Col League' });
     const sent = message({ address: ANNA, name: 'Anna' }, { toRecipients: [person('fay@adventure.example', 'Fay Adventure')] });

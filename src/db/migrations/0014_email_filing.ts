@@ -5,8 +5,8 @@
  *   Items read for replies (inbox, sentitems) — the folder's immutable id, the delta link its next round starts
  *   from, when its ids were last re-scanned (the backstop for a message moved A→B→A between two rounds, which
  *   delta reports removed and never again), and since when it is read.
- * - sync.mail_filed: what was filed, per mailbox, message (immutable id) and role (a drop folder's, or `reply`):
- *   the activity it became.
+ * - sync.mail_filed: what was settled, per mailbox, message (immutable id) and role (a drop folder's, or
+ *   `reply`): the activity it became, or none when an operator chose to leave it unfiled.
  *   A message seen again (a later round, a re-scan, a retried activity) is not filed again.
  * - sync.email_unresolved: messages that could not be filed (no usable sender, an ambiguous match, an excluded
  *   sender, a deleted activity), with the reason and candidates, until an operator's decision (`decision`) is
@@ -38,7 +38,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       mailbox_id text not null references sync.mailbox(id) on delete cascade,
       message_id text not null,
       role text not null check (role in ('account', 'contact', 'lead', 'reply')),
-      activity_id uuid not null,
+      -- Null when an operator chose to leave the message unfiled (cxsync email ignore, ignore-address/-domain):
+      -- settled all the same, so a re-scan does not list it again.
+      activity_id uuid,
       -- The thread it belongs to in this mailbox, and its Internet message id: a reply is found by them.
       conversation_id text,
       internet_message_id text,
