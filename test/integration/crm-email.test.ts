@@ -198,6 +198,23 @@ describe('crm email records', () => {
       await assert.rejects(crm.createRecordFromSender({ mailboxId: MB, id: randomUUID(), type: 'lead', ownerId: me, sender: { address: 'nobody' } }), /email address/);
     });
 
+    it('two mailboxes creating a record from the same sender at once make one record; a deleted one is not reused', async () => {
+      const sender = { address: `Race@race-${randomUUID().slice(0, 8)}.example`, name: 'Ray Race' };
+      for (const type of ['contact', 'lead', 'account'] as const) {
+        const [a, b] = await Promise.all([
+          crm.createRecordFromSender({ mailboxId: MB, id: randomUUID(), type, ownerId: me, sender }),
+          crm.createRecordFromSender({ mailboxId: OTHER_MB, id: randomUUID(), type, ownerId: me, sender }),
+        ]);
+        assert.equal(a.record.id, b.record.id, type);
+        assert.deepEqual([a.created, b.created].sort(), [false, true], `${type}: one of the two created it`);
+        const table = type === 'contact' ? 'crm.contacts' : type === 'lead' ? 'crm.leads' : 'crm.accounts';
+        await sql`update ${sql.table(table)} set deleted_at = now() where id = ${a.record.id}::uuid`.execute(db);
+        const next = await crm.createRecordFromSender({ mailboxId: MB, id: randomUUID(), type, ownerId: me, sender });
+        assert.equal(next.created, true, `${type}: a record deleted in the CRM is not brought back`);
+        assert.notEqual(next.record.id, a.record.id);
+      }
+    });
+
     it('a contact may belong to an account; a hard-deleted account leaves it without one', async () => {
       const acc = await account(db, me, { name: 'Wingtip', domain: 'wingtip.example' });
       const c = await contact(db, me, { email: 'sam@wingtip.example' });

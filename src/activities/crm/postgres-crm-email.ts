@@ -173,6 +173,22 @@ export class PostgresCrmEmail implements CrmEmailStore {
     const address = normaliseAddress(sender.address);
     if (!address) throw new Error('a record is created from a sender with an email address, and this one has none');
     return this.write(mailboxId, async (tx) => {
+      // Two mailboxes filing mail from the same unknown sender at once would each create a record: creations for
+      // one address (one domain for an account) take turns, and a live record the other made meanwhile is
+      // returned instead of a second one. A retry of this create (same id) finds its own row first.
+      const account = type === 'account' ? accountFromSender(sender) : undefined;
+      const key = account?.domain ? `domain:${account.domain}` : `address:${address}`;
+      await sql`select pg_advisory_xact_lock(hashtext(${`cxsync-create-from-sender:${type}:${key}`}))`.execute(tx);
+      const table = RECORD_TABLE[type];
+      const own = await sql<{ id: string }>`select id::text from ${table} where id = ${id}::uuid`.execute(tx);
+      if (own.rows.length) return { record: { type, id }, created: false };
+      const slots =
+        type === 'contact' ? sql`(lower(x.email) = ${address} or lower(x.email2) = ${address} or lower(x.email3) = ${address})`
+        : type === 'lead' ? sql`(lower(x.email) = ${address} or lower(x.email2) = ${address})`
+        : account?.domain ? sql`(lower(x.email) = ${address} or x.domain = ${account.domain})`
+        : sql`lower(x.email) = ${address}`;
+      const other = await sql<{ id: string }>`select x.id::text from ${table} x where x.deleted_at is null and ${slots} order by x.created_at, x.id limit 1`.execute(tx);
+      if (other.rows.length) return { record: { type, id: other.rows[0].id }, created: false };
       let inserted: { numInsertedOrUpdatedRows?: bigint };
       if (type === 'account') {
         const f = accountFromSender(sender);
