@@ -463,6 +463,10 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
       const email = Object.keys(raw).some((k) => k.startsWith('email:'))
         ? { filed: Number(raw['email:filed'] ?? 0), unresolved: Number(raw['email:unresolved'] ?? 0), recordsCreated: Number(raw['email:created'] ?? 0) }
         : undefined;
+      const synced = (k: string) => Number(raw[`email-sync:${k}`] ?? 0);
+      const emailSync = Object.keys(raw).some((k) => k.startsWith('email-sync:'))
+        ? { toExchange: synced('to-exchange'), toCrm: synced('to-crm'), deletedInExchange: synced('deleted-in-exchange'), contactsCreated: synced('contacts-created'), attachmentsSkipped: synced('attachments-skipped') }
+        : undefined;
       for (const r of await store.operationCounts(cycleId)) {
         const n = Number(r.n);
         if (r.status === 'failed') t(r.record_type).errors += n;
@@ -488,6 +492,7 @@ export function createMailboxActivities(deps: ActivityDeps): MailboxActivities {
         ...(detail ? { detail } : {}),
         types,
         ...(email ? { email } : {}),
+        ...(emailSync ? { emailSync } : {}),
       };
     },
   });

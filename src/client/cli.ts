@@ -66,6 +66,8 @@ function formatStatus(s: LiveStatus): string {
     }
     const e = c.email;
     if (e) lines.push(`  email: filed ${e.filed}, ${e.recordsCreated} record(s) created from senders; ${e.unresolved} not filed (cxsync email unresolved ${s.mailbox})`);
+    const y = c.emailSync;
+    if (y) lines.push(`  email sync: Exchange +${y.toExchange} -${y.deletedInExchange}; CRM +${y.toCrm}; ${y.contactsCreated} contact(s) created; ${y.attachmentsSkipped} attachment(s) skipped`);
   }
   return lines.join('\n');
 }

@@ -29,8 +29,22 @@ export interface CycleSummary {
   /** Why the cycle did not complete, when it did not. */
   detail?: string;
   types: Partial<Record<RecordType, TypeSummary>>;
-  /** Mail filed from the drop folders this cycle (absent when email filing is off). */
+  /** Mail filed from the drop folders this cycle (absent when nothing was filed or listed). */
   email?: EmailSummary;
+  /** Email sync with the CRM Email folder this cycle (absent when nothing moved). */
+  emailSync?: EmailSyncSummary;
+}
+
+export interface EmailSyncSummary {
+  /** CRM email activities written to the folder as messages. */
+  toExchange: number;
+  /** Messages placed in the folder that became CRM email activities. */
+  toCrm: number;
+  /** Messages moved to Deleted Items because their activity was deleted in the CRM. */
+  deletedInExchange: number;
+  contactsCreated: number;
+  /** Attachments kept as a placeholder or left out (over the limit, refused by the mailbox). */
+  attachmentsSkipped: number;
 }
 
 export interface EmailSummary {

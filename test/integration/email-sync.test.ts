@@ -143,6 +143,7 @@ describe('email sync with the CRM Email folder', () => {
     const summary = (await sql<{ summary: Record<string, number> }>`select summary from sync.cycle where id = ${st!.lastCycle!.cycleId}`.execute(s.db)).rows[0].summary;
     assert.equal(summary['email-sync:to-exchange'], 1);
     assert.equal(summary['email-sync:attachments-skipped'], 1);
+    assert.deepEqual(st?.lastCycle?.emailSync, { toExchange: 1, toCrm: 0, deletedInExchange: 0, contactsCreated: 0, attachmentsSkipped: 1 }, 'what status shows');
 
     // The next cycle creates nothing again, and imports nothing of what cxsync wrote.
     await cycle(ANNA);
@@ -204,6 +205,7 @@ describe('email sync with the CRM Email folder', () => {
     assert.equal((await sql`select 1 from crm.contacts where email in ('nobody.yet@northwind.example', 'colleague@contoso.com')`.execute(s.db)).rows.length, 0, 'no contact made');
     const summary = (await sql<{ summary: Record<string, number> }>`select summary from sync.cycle where id = ${st!.lastCycle!.cycleId}`.execute(s.db)).rows[0].summary;
     assert.equal(summary['email-sync:to-crm'], 1);
+    assert.equal(st?.lastCycle?.emailSync?.toCrm, 1, 'what status shows');
     // Its creation by the mailbox is not echoed back as a second message.
     await cycle(ANNA);
     assert.equal(inFolder(ANNA).filter((x) => x.internetMessageId === m.internetMessageId).length, 1);
