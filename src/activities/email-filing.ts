@@ -84,6 +84,11 @@ export async function fileDroppedMail(ctx: FilingContext): Promise<FilingResult>
   }
 
   for (const folder of folders) {
+    // The cycle's limit is spent: reading this folder's round now (every page, read again next cycle) files nothing.
+    if (budget <= 0) {
+      result.workRemaining = true;
+      continue;
+    }
     const rescan = !folder.rescannedAt || Date.now() - folder.rescannedAt.getTime() >= ctx.rescanSeconds * 1000;
     let round;
     let ids: string[];
