@@ -510,7 +510,7 @@ first; otherwise the next cycle that reads their records stores the address agai
         if (!valid) throw new OperatorError(`--older-than ${JSON.stringify(opts.olderThan)} is not a PostgreSQL interval of zero or more (e.g. "7 days")`);
         const purged = await purgeTombstones(db, { olderThan: opts.olderThan });
         if (opts.json) return out(JSON.stringify({ tombstonesPurged: purged }, null, 2));
-        out(`tombstones purged: contacts ${purged.contacts}, events ${purged.events}, tasks ${purged.tasks}`);
+        out(`tombstones purged: contacts ${purged.contacts}, events ${purged.events}, tasks ${purged.tasks}, email activities ${purged.email_activities}`);
       } finally {
         await db.destroy();
       }

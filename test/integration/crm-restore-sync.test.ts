@@ -210,14 +210,18 @@ describe('CRM restore guard in the sync cycle', () => {
   it('cxsync maintenance purges tombstones every watermark has passed and keeps younger ones', async () => {
     const env = { DATABASE_URL: s.dbUrl, TEMPORAL_ADDRESS: s.temporalAddress, TEMPORAL_TASK_QUEUE: s.taskQueue };
     const count = async () => Number((await sql<{ n: string }>`select count(*)::text as n from crm.tombstone`.execute(s.db)).rows[0].n);
+    // An email activity hard-deleted in the CRM leaves a tombstone too (read by email sync).
+    const owner = (await sql<{ id: string }>`select id::text from crm.users limit 1`.execute(s.db)).rows[0].id;
+    await sql`insert into crm.email_activities (owner_id, subject, direction) values (${owner}::uuid, 'Gone', 'incoming')`.execute(s.db);
+    await sql`delete from crm.email_activities where subject = 'Gone'`.execute(s.db);
     const n = await count();
-    assert.ok(n >= 4, `tombstones of the hard deletes above (${n})`);
+    assert.ok(n >= 5, `tombstones of the hard deletes above (${n})`);
     let r = await cxsync(['maintenance', '--json'], env);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), { tombstonesPurged: { contacts: 0, events: 0, tasks: 0 } }, 'younger than 7 days: kept');
+    assert.deepEqual(JSON.parse(r.stdout), { tombstonesPurged: { contacts: 0, events: 0, tasks: 0, email_activities: 0 } }, 'younger than 7 days: kept');
     r = await cxsync(['maintenance', '--older-than', '0 seconds'], env);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^tombstones purged: contacts [1-9]\d*, events 1, tasks 1$/m);
+    assert.match(r.stdout, /^tombstones purged: contacts [1-9]\d*, events 1, tasks 1, email activities 1$/m);
     assert.equal(await count(), 0);
     r = await cxsync(['maintenance', '--older-than', 'a week or so'], env);
     assert.equal(r.code, 1);

@@ -208,19 +208,20 @@ export async function goneForMailbox(
 export async function purgeTombstones(
   db: Kysely<Database>,
   { olderThan = '7 days' }: { olderThan?: string } = {},
-): Promise<Record<FeedTable, number>> {
-  const out = { contacts: 0, events: 0, tasks: 0 } as Record<FeedTable, number>;
-  for (const table of FEED_TABLES) {
-    const recordType = RECORD_TYPE[table];
+): Promise<Record<FeedTable | 'email_activities', number>> {
+  const out = { contacts: 0, events: 0, tasks: 0, email_activities: 0 } as Record<FeedTable | 'email_activities', number>;
+  for (const table of [...FEED_TABLES, 'email_activities' as const]) {
+    // Email activities are read by email sync, whose watermarks live with its folder (0015_email_sync).
+    const saved =
+      table === 'email_activities'
+        ? sql`select split_part(f.crm_watermark, ';', 1)::xid8 as w from sync.email_sync_folder f where f.crm_watermark is not null`
+        : sql`select split_part(c.crm_watermark, ';', 1)::xid8 as w from sync.cursor c where c.record_type = ${RECORD_TYPE[table]} and c.crm_watermark is not null
+                union all
+                select split_part(c.pending_crm_watermark, ';', 1)::xid8 from sync.cursor c where c.record_type = ${RECORD_TYPE[table]} and c.pending_crm_watermark is not null`;
     const r = await sql`
       with bounds as (
         select least(
-            coalesce((
-              select min(w) from (
-                select split_part(c.crm_watermark, ';', 1)::xid8 as w from sync.cursor c where c.record_type = ${recordType} and c.crm_watermark is not null
-                union all
-                select split_part(c.pending_crm_watermark, ';', 1)::xid8 from sync.cursor c where c.record_type = ${recordType} and c.pending_crm_watermark is not null
-              ) saved), pg_snapshot_xmin(pg_current_snapshot())),
+            coalesce((select min(w) from (${saved}) saved), pg_snapshot_xmin(pg_current_snapshot())),
             pg_snapshot_xmin(pg_current_snapshot())) as below,
           pg_snapshot_xmax(pg_current_snapshot()) as next
       )
