@@ -211,6 +211,38 @@ describe('email sync with the CRM Email folder', () => {
     assert.equal(inFolder(ANNA).filter((x) => x.internetMessageId === m.internetMessageId).length, 1);
   });
 
+  it("a placed message's attachments go to the CRM with their size, one over the limit as a logged placeholder; a draft placed there is not mail", async () => {
+    const small = Buffer.alloc(3 * KB, 4);
+    const over = Buffer.alloc(2 * MiB, 5);
+    await s.operator.updatePolicy('sync', { email: { enabled: true, attachments: { maxBytes: MiB }, sync: { enabled: true } } });
+    try {
+      const m = message({ address: 'gil@proseware.example', name: 'Gil Prose' }, {
+        attachments: [
+          { '@odata.type': '#microsoft.graph.fileAttachment', name: 'small.bin', contentType: 'application/octet-stream', contentBytes: small.toString('base64') },
+          { '@odata.type': '#microsoft.graph.fileAttachment', name: 'over.bin', contentType: 'application/octet-stream', contentBytes: over.toString('base64') },
+        ],
+      });
+      s.emulator.admin.dropMessage(ANNA, FOLDER, m);
+      const folderId = (await sql<{ folder_id: string }>`select folder_id from sync.email_sync_folder where mailbox_id = ${ANNA}`.execute(s.db)).rows[0].folder_id;
+      // A draft the user saved into the folder (created through Graph without PR_MESSAGE_FLAGS: a draft).
+      const draft = await connect(s.emulator).client.api(`/users/${ANNA}/mailFolders/${folderId}/messages`).post({ subject: 'Unsent', body: { contentType: 'text', content: 'not sent' }, toRecipients: [person('gil@proseware.example', 'Gil')] });
+      assert.equal(draft.isDraft, true);
+      await cycle(ANNA);
+      const [act] = await liveActivities(m.internetMessageId);
+      const atts = (await sql<{ name: string; size_bytes: string; content: Buffer | null; skipped_reason: string | null }>`
+        select name, size_bytes::text, content, skipped_reason from crm.email_attachments where email_activity_id = ${act.id}::uuid order by name`.execute(s.db)).rows;
+      assert.deepEqual(atts.map((a) => [a.name, a.size_bytes, a.content?.length ?? null]), [['over.bin', String(2 * MiB), null], ['small.bin', String(3 * KB), 3 * KB]]);
+      assert.match(atts[0].skipped_reason!, /over the policy's attachment size limit of 1048576 bytes/);
+      assert.ok(atts[1].content!.equals(small));
+      const warned = await logged(ANNA, 'attachment 2 of the message kept as a placeholder: % over the policy%');
+      assert.equal(warned.length, 1, 'logged');
+      assert.equal(warned[0].level, 'warn');
+      assert.equal((await sql`select 1 from crm.email_activities where subject = 'Unsent'`.execute(s.db)).rows.length, 0, 'no activity for a draft');
+    } finally {
+      await s.operator.updatePolicy('sync', { email: { enabled: true, attachments: { maxBytes: 5 * MiB }, sync: { enabled: true } } });
+    }
+  });
+
   it('with contactsFromParticipants, participants not in the CRM become contacts (never the own domain); an ambiguous one is not linked, and logged', async () => {
     for (const last of ['One', 'Two']) {
       await sql`insert into crm.contacts (owner_id, first_name, last_name, email) values (${anna}, 'Shared', ${last}, 'desk@litware.example')`.execute(s.db);
