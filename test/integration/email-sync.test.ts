@@ -279,6 +279,21 @@ describe('email sync with the CRM Email folder', () => {
     assert.equal(inFolder(ANNA).filter((x) => x.internetMessageId === a.imid).length, 0);
   });
 
+  it("an activity given to another user stays in the first mailbox's folder (logged, not deleted) and reaches the new owner's", async () => {
+    const a = await crmActivity(anna);
+    await cycle(ANNA);
+    const [m] = inFolder(ANNA).filter((x) => x.internetMessageId === a.imid);
+    assert.ok(m);
+    await sql`update crm.email_activities set owner_id = ${ben}::uuid where id = ${a.id}::uuid`.execute(s.db);
+    await cycle(ANNA);
+    await cycle(BEN);
+    assert.deepEqual(inFolder(ANNA).filter((x) => x.internetMessageId === a.imid).map((x) => x.id), [m.id], 'left where it was');
+    assert.equal(inFolder(ANNA, 'deleteditems').filter((x) => x.internetMessageId === a.imid).length, 0, 'not deleted');
+    assert.equal((await logged(ANNA, `CRM email activity ${a.id} now belongs to another user%`)).length, 1);
+    assert.equal(inFolder(BEN).filter((x) => x.internetMessageId === a.imid).length, 1, "in Ben's folder now");
+    assert.equal((await liveActivities(a.imid!)).length, 1, 'still one activity');
+  });
+
   it('an edit in the CRM does not recreate the message', async () => {
     const a = await crmActivity(anna);
     await cycle(ANNA);
