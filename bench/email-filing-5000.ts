@@ -299,7 +299,7 @@ async function main(): Promise<void> {
     const o1 = emulator.requestCount(UPN);
     await cycle(BATCH);
     const rescanOps = emulator.requestCount(UPN) - o1;
-    const rescanWhat = emulator.recentRequests().slice(-rescanOps).map(short);
+    const rescanWhat = Object.entries(operationKinds(emulator.recentRequests().slice(-rescanOps))).map(([k, v]) => `${k} ${v}`);
 
     // ---- checks ----
     const rows = await rowCounts(db);
@@ -321,7 +321,7 @@ async function main(): Promise<void> {
     console.log(`  SQL statements: ${sqlN} = ${(sqlN / N).toFixed(1)} per message`);
     console.log(`  peak RSS of the process (emulator with every message in memory included): ${(rss / MiB).toFixed(0)} MiB`);
     console.log(`  quiet cycles: ${quiet.map((q) => q.ops).join(', ')} Graph operations (${quiet[0].what.join(' | ')})`);
-    console.log(`  quiet cycle with the 6-hourly id re-scan due: ${rescanOps} Graph operations (${rescanWhat.join(' | ')})`);
+    console.log(`  quiet cycle with the 6-hourly id re-scan due: ${rescanOps} Graph operations (${rescanWhat.join(', ')})`);
     if (failures.length) {
       console.log(`\nCHECKS FAILED (${failures.length}):\n  ${failures.slice(0, 30).join('\n  ')}`);
       process.exitCode = 1;
