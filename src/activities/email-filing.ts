@@ -28,22 +28,26 @@ import type { LogLevel } from '../db/sync-store';
 
 export type EmailPolicy = Policy['email'];
 
-export interface FilingContext {
+/** What a mail step of the cycle works with (filing here, email sync in email-sync.ts). */
+export interface MailStepContext {
   mail: MailApi;
-  crm: CrmEmailStore;
-  store: EmailFilingStore;
   mailboxId: string;
   /** The mailbox's address (its id). */
   upn: string;
   /** The mailbox's CRM user: owner of activities and records created here. */
   ownerId: string;
   policy: EmailPolicy;
-  /** Messages filed (or listed) at most per cycle; the rest next cycle. */
+  /** Messages handled at most per cycle; the rest next cycle. */
   limit: number;
   /** How old a folder's last id re-scan may get before the next one. */
   rescanSeconds: number;
   log: (level: LogLevel, message: string, itemId?: string) => Promise<void>;
   beat: () => void;
+}
+
+export interface FilingContext extends MailStepContext {
+  crm: CrmEmailStore;
+  store: EmailFilingStore;
 }
 
 export interface FilingResult {

@@ -36,7 +36,7 @@ import { classifyGraphError, toActivityFailure } from './exchange/errors';
 import { UploadInterrupted, type MailApi, type MailMessage } from './exchange/mail-api';
 import type { CrmEmailActivity, CrmEmailActivityChange, CrmEmailStore, CrmRecordRef } from './crm/crm-store';
 import { checkWatermark, currentOrigin } from './crm/feed-guard';
-import { activityOf, copyAttachments, exclusionsFor, type EmailPolicy } from './email-filing';
+import { activityOf, copyAttachments, exclusionsFor, type EmailPolicy, type MailStepContext } from './email-filing';
 import type { Db } from '../db/connection';
 import type { EmailFilingStore } from '../db/email-filing-store';
 import type { EmailSyncStore, SyncFolderRow, SyncMapRow } from '../db/email-sync-store';
@@ -50,24 +50,13 @@ export interface EmailSyncCrm extends CrmEmailStore {
   attachmentContent(attachmentId: string): Promise<Buffer | null>;
 }
 
-export interface EmailSyncContext {
+/** `limit`: items that cost Graph writes or reads; `ownerId`: whose activities are synced. */
+export interface EmailSyncContext extends MailStepContext {
   db: Db;
-  mail: MailApi;
   crm: EmailSyncCrm;
   store: EmailSyncStore;
   /** Exclusions added by operators (sync.email_exclusion). */
   filing: EmailFilingStore;
-  mailboxId: string;
-  /** The mailbox's address (its id). */
-  upn: string;
-  /** The mailbox's CRM user: whose activities are synced, owner of what is created. */
-  ownerId: string;
-  policy: EmailPolicy;
-  /** Items that cost Graph writes or reads, at most per cycle; the rest next cycle. */
-  limit: number;
-  rescanSeconds: number;
-  log: (level: LogLevel, message: string, itemId?: string) => Promise<void>;
-  beat: () => void;
 }
 
 export interface EmailSyncResult {

@@ -22,18 +22,9 @@ export interface DropFolderRow {
 /** What an operator decided for an unresolved message, carried out by the mailbox's next cycle. */
 export type FilingDecision = { file: CrmRecordRef[] } | { create: FilingRole } | { ignore: true };
 
-export interface UnresolvedEntry {
+export interface UnresolvedEntry extends NewUnresolved {
   id: string;
   mailboxId: string;
-  messageId: string;
-  role: FiledAs;
-  internetMessageId: string | null;
-  subject: string;
-  senderAddress: string | null;
-  senderName: string | null;
-  receivedAt: string | null;
-  reason: string;
-  candidates: CrmRecordRef[];
   decision: FilingDecision | null;
   decidedBy: string | null;
   since: string;
