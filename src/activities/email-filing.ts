@@ -18,7 +18,10 @@
  * cycle (filed messages are skipped), so nothing it named is lost.
  */
 import type { MailApi, MailMessage } from './exchange/mail-api';
+import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
+import { MAX_IN_ACTIVITY_WAIT_MS } from './exchange/batch';
 import { toActivityFailure } from './exchange/errors';
+import { gateFor } from './exchange/gate';
 import type { CrmEmailStore, CrmRecordRef } from './crm/crm-store';
 import type { EmailFilingStore, FilingDecision, UnresolvedEntry } from '../db/email-filing-store';
 import { counterpartOf, createdRecordId, exclusionsOf, filingSyncId, FILING_ROLES, REPLY_FOLDERS, type Exclusions, type FiledAs, type FilingRole } from '../domain/email-filing';
@@ -105,12 +108,19 @@ export async function fileDroppedMail(ctx: FilingContext): Promise<FilingResult>
     }
     ctx.beat();
     const filed = await ctx.store.filed(ctx.mailboxId, folder.role, ids);
-    // Listed messages wait for a decision; a re-scan looks at them again (the CRM may have changed meanwhile).
-    const listed = rescan ? new Set<string>() : new Set((await ctx.store.unresolved(ctx.mailboxId)).filter((u) => u.role === folder.role).map((u) => u.messageId));
-    const todo = ids.filter((id) => !filed.has(id) && !listed.has(id));
+    // Listed messages wait for a decision. A re-scan looks at them again (the CRM may have changed meanwhile), but
+    // at most once per re-scan period, and after the messages never looked at: else a folder holding a batch of
+    // listed messages would spend every cycle re-listing them, and the re-scan (and what follows) never finish.
+    const stale = (checkedAt: string) => rescan && Date.now() - Date.parse(checkedAt) >= ctx.rescanSeconds * 1000;
+    const entries = (await ctx.store.unresolved(ctx.mailboxId)).filter((u) => u.role === folder.role);
+    const listed = new Set(entries.map((u) => u.messageId));
+    const recheck = new Set(entries.filter((u) => stale(u.checkedAt)).map((u) => u.messageId));
+    const unseen = ids.filter((id) => !filed.has(id) && !listed.has(id));
+    const todo = [...unseen, ...ids.filter((id) => recheck.has(id) && !filed.has(id))];
     const now = todo.slice(0, Math.max(0, budget));
     for (let i = 0; i < now.length; i += 20) {
       const chunk = now.slice(i, i + 20);
+      budgetPause(ctx, chunk.length);
       let messages: Map<string, MailMessage | undefined>;
       try {
         messages = await ctx.mail.getMessages(ctx.upn, chunk);
@@ -199,6 +209,22 @@ async function fileReplies(ctx: FilingContext, budget: number, count: (o: Outcom
     await ctx.store.saveRound(ctx.mailboxId, role, round.deltaLink, false);
   }
   return leftOver;
+}
+
+/**
+ * Stops the activity, rather than waiting inside it, when the mailbox's Graph request budget (Outlook's 10,000
+ * requests per 10 minutes) would hold the next requests longer than MAX_IN_ACTIVITY_WAIT_MS: what is filed is
+ * saved, and Temporal retries after the wait, as contacts do (exchange-cycle.ts). Benign: pacing, not a fault.
+ */
+function budgetPause(ctx: Pick<FilingContext, 'upn'>, requests: number): void {
+  const wait = gateFor(ctx.upn).estimateWait(requests);
+  if (wait <= MAX_IN_ACTIVITY_WAIT_MS) return;
+  throw ApplicationFailure.create({
+    message: `filing mail of ${ctx.upn}: the mailbox's Graph request budget is spent for ${Math.ceil(wait / 1000)} s; what is filed is saved, the rest follows`,
+    type: 'GraphBudget',
+    nextRetryDelay: wait,
+    category: ApplicationFailureCategory.BENIGN,
+  });
 }
 
 /** The drop folders of the policy, created in the mailbox on first use (or when the policy renames one). */
@@ -309,7 +335,12 @@ async function fileTo(ctx: FilingContext, m: MailMessage, role: FiledAs, records
   if (missing.length === links.length) {
     return list(ctx, m, role, `the record ${missing.map((l) => `${l.record.type} ${l.record.id}`).join(', ')} was deleted in the CRM while the message was filed; the next re-scan tries again`);
   }
-  if (activity.created && m.hasAttachments && ctx.policy.attachments.enabled) await copyAttachments(ctx, m, activity.id);
+  if (m.hasAttachments && ctx.policy.attachments.enabled) {
+    // An activity that existed already (an attempt stopped part-way through its attachments, another copy or
+    // mailbox filed it) keeps what it has: only the attachments it lacks are downloaded.
+    const have = activity.created ? new Set<string>() : new Set((await ctx.crm.emailAttachments(activity.id)).map((a) => a.key));
+    await copyAttachments(ctx, m, activity.id, have);
+  }
   await ctx.store.markFiled(ctx.mailboxId, m.id, role, activity.id, thread(m));
   await ctx.log('info', `filed to ${records.map((x) => `${x.type} ${x.id}`).join(', ')} (${rule}) as email activity ${activity.id}`, m.id);
   return { kind: 'filed', createdRecord };
@@ -375,6 +406,7 @@ export async function copyAttachments(
     if (skipKeys.has(key)) continue;
     const common = { key, name: att.name, contentType: att.contentType, isInline: att.isInline };
     const over = attachmentSkipReason(att.size, limit);
+    if (!over) budgetPause(ctx, 1);
     let got;
     try {
       got = over ? ({ state: 'skipped', reason: over } as const) : await ctx.mail.downloadAttachment(ctx.upn, m.id, att, limit);

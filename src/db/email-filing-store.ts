@@ -28,6 +28,8 @@ export interface UnresolvedEntry extends NewUnresolved {
   decision: FilingDecision | null;
   decidedBy: string | null;
   since: string;
+  /** When a cycle last looked at the message (listed it, or listed it again). */
+  checkedAt: string;
 }
 
 export interface NewUnresolved {
@@ -164,6 +166,7 @@ export class EmailFilingStore {
       decision: (r.decision ?? null) as FilingDecision | null,
       decidedBy: r.decided_by,
       since: r.created_at.toISOString(),
+      checkedAt: r.updated_at.toISOString(),
     }));
   }
 

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { demoDroppedMail, dropDemoMail } from '../../src/client/demo';
 import { EmailFilingStore } from '../../src/db/email-filing-store';
+import { configureMailboxLimits, OUTLOOK_LIMITS } from '../../src/activities/exchange/gate';
 import { eventually, startStack, type Stack } from '../helpers/stack';
 
 const ANNA = 'anna@contoso.com';
@@ -162,12 +163,38 @@ describe('email filing by drop folder', () => {
     assert.equal(after[0].decision, null, 'the failed decision is not tried again every cycle');
     // A re-scan reads the folder again: the ignored message is not listed again, and the listed one meets a
     // changed CRM (one of the two contacts is gone): no longer ambiguous, it is filed to the other.
+    // (Two hours later: the re-scan is due, and so is a second look at what it lists.)
     await sql`update sync.mail_folder set rescanned_at = now() - interval '2 hours' where mailbox_id = ${ANNA} and role = 'contact'`.execute(s.db);
+    await sql`update sync.email_unresolved set updated_at = now() - interval '2 hours' where mailbox_id = ${ANNA}`.execute(s.db);
     await cycle(ANNA);
     assert.deepEqual(await listed(), []);
     assert.equal((await activitiesOf(ignored.internetMessageId)).length, 0);
     const [filed] = await activitiesOf(retried.internetMessageId);
     assert.deepEqual(await linksOf(filed.id), [{ record_type: 'contact', record_id: desk[1] }]);
+  });
+
+  it('a re-scan meeting more listed messages than the batch size still ends, and files the new message behind them', async () => {
+    const DORA = 'dora@contoso.com';
+    const dora = await s.addUser(DORA, 'Dora');
+    await s.operator.createPolicy('small-batch', { batchSize: 3, email: { enabled: true } });
+    await s.operator.enroll(DORA, { policy: 'small-batch' });
+    await eventually(() => s.operator.status(DORA), (st) => st.cyclesCompleted >= 1, { what: 'first cycle' });
+    for (let i = 0; i < 5; i++) s.emulator.admin.dropMessage(DORA, 'VContacts', message({ address: `team${i}@contoso.com`, name: 'Team' }));
+    await eventually(async () => { await cycle(DORA); return store.unresolved(DORA); }, (u) => u.length === 5, { what: 'five listed (own domain)' });
+    // Long ago: the re-scan is due and every listed message is due for a second look.
+    await sql`update sync.mail_folder set rescanned_at = now() - interval '2 hours' where mailbox_id = ${DORA} and role = 'contact'`.execute(s.db);
+    await sql`update sync.email_unresolved set updated_at = now() - interval '2 hours' where mailbox_id = ${DORA}`.execute(s.db);
+    await sql`insert into crm.contacts (owner_id, first_name, last_name, email) values (${dora}, 'Nia', 'Behind', 'nia@behind.example')`.execute(s.db);
+    const behind = message({ address: 'nia@behind.example', name: 'Nia Behind' });
+    s.emulator.admin.dropMessage(DORA, 'VContacts', behind);
+    const rescanned = async () => (await sql<{ at: Date }>`select rescanned_at as at from sync.mail_folder where mailbox_id = ${DORA} and role = 'contact'`.execute(s.db)).rows[0].at.getTime();
+    // Each cycle files or looks at 3 at the most: 6 to go, so a few cycles (not an endless series).
+    for (let i = 0; i < 4 && ((await activitiesOf(behind.internetMessageId)).length === 0 || (await rescanned()) < Date.now() - 3_600_000); i++) await cycle(DORA);
+    assert.equal((await activitiesOf(behind.internetMessageId)).length, 1, 'filed');
+    assert.ok((await rescanned()) > Date.now() - 600_000, 'the re-scan finished');
+    assert.equal((await store.unresolved(DORA)).length, 5, 'the own-domain ones stay listed');
+    const st = await cycle(DORA);
+    assert.equal(st?.lastCycle?.email, undefined, 'and the next cycle is quiet');
   });
 
   it("mail from the mailbox's own domain is never filed: listed as such; a sent message is filed to its recipient", async () => {
@@ -339,5 +366,30 @@ describe('email filing by drop folder', () => {
     assert.equal((await activitiesOf(m.internetMessageId)).length, 0);
     const logged = (await sql<{ message: string }>`select message from sync.log where mailbox_id = ${ANNA} and message like 'not filed again%'`.execute(s.db)).rows;
     assert.ok(logged.length >= 1, 'logged, not silent');
+  });
+
+  it("a spent request budget stops the filing activity, saved, and Temporal retries it after the wait instead of it waiting inside", async () => {
+    const EVA = 'eva@contoso.com';
+    const eva = await s.addUser(EVA, 'Eva');
+    await s.operator.createPolicy('mail-paced', { email: { enabled: true }, contact: { enabled: false }, event: { enabled: false }, task: { enabled: false } });
+    await s.operator.enroll(EVA, { policy: 'mail-paced' });
+    await eventually(() => s.operator.status(EVA), (st) => st.cyclesCompleted >= 1, { what: 'first cycle' });
+    await sql`insert into crm.contacts (owner_id, first_name, last_name, email) values (${eva}, 'Pat', 'Paced', 'pat@paced.example')`.execute(s.db);
+    const dropped = Array.from({ length: 30 }, () => message({ address: 'pat@paced.example', name: 'Pat Paced' }));
+    for (const m of dropped) s.emulator.admin.dropMessage(EVA, 'VContacts', m);
+    // A budget of 25 requests per 40 s (Outlook's is 10,000 per 10 minutes): three delta pages and the first 20
+    // reads fit, the next 10 would wait about 40 s, longer than an activity waits (30 s).
+    configureMailboxLimits({ requestsPerWindow: 25, windowMs: 40_000 });
+    try {
+      await s.operator.syncNow(EVA);
+      const paced = await eventually(() => s.operator.status(EVA), (st) => st.activity?.step === 'fileMail' && st.activity.attempt >= 2, { what: 'fileMail retried by Temporal', timeoutMs: 60_000 });
+      assert.equal(paced.retrying, undefined, 'pacing is not a failure streak');
+      const part = (await sql<{ n: string }>`select count(*)::text as n from sync.mail_filed where mailbox_id = ${EVA}`.execute(s.db)).rows[0].n;
+      assert.equal(part, '20', 'what was filed before the pause is saved');
+      await eventually(() => s.operator.status(EVA), (st) => st.state === 'idle', { what: 'the cycle to finish after the wait', timeoutMs: 90_000 });
+      for (const m of dropped) assert.equal((await activitiesOf(m.internetMessageId)).length, 1);
+    } finally {
+      configureMailboxLimits(OUTLOOK_LIMITS);
+    }
   });
 });

@@ -37,7 +37,7 @@ describe('Graph mail client against the emulator', () => {
     emu = await startGraphEmulator({ port: 0 });
     emu.admin.ensureMailbox(UPN, 'Mila');
     client = connect(emu).client;
-    api = new MailApi(client, 2); // pages of 2: every round and re-scan crosses page boundaries
+    api = new MailApi(client, 2, undefined, 2); // pages of 2: every round and re-scan crosses page boundaries
   });
   after(() => emu.close());
 
