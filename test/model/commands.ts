@@ -7,13 +7,19 @@
  *
  * Record names R1, R2, … are assigned in creation order (the initial records first); a command naming a record
  * that was not created yet does not run (check), nor does a pause of a paused mailbox, a resume of a running one
- * or a meeting action in a run without meetings. A command naming a record that exists but whose copy on that
+ * a meeting action in a run without meetings, or a mail action in a run without email (or a move of, or a CRM
+ * action on, a message nobody dropped yet). A command naming a record that exists but whose copy on that
  * side is gone runs and is skipped by the world (world.ts: "skipped: no CRM copy"): only the real sides know.
  * In a run with one mailbox, B's commands act on A (what a two-mailbox run shrinks to) and print so.
+ *
+ * Mail (runs with email, one in four): a user drops a copy of message Mn (n 1–3, one Internet message id across
+ * copies and mailboxes; senders in world.ts SENDERS: a CRM contact, an unknown address, an address two records
+ * share) into a drop folder of A or B; moves a copy between drop folders or to the Inbox and back; a CRM user
+ * edits the subject of Mn's activity, deletes it, or deletes the record Mn was filed to.
  */
 import fc from 'fast-check';
-import type { Mailbox } from './environment';
-import type { Side } from './intent';
+import { DROP_FOLDERS, type DropFolder, type Mailbox } from './environment';
+import type { MessageNo, Side } from './intent';
 import { OUTLOOK_UNSYNCED, sideName, type OutlookUnsynced } from './world';
 
 export type Command =
@@ -35,7 +41,16 @@ export type Command =
    * A CRM user acts on one of their meetings that existed before enrolment (runs with meetings only): edits it,
    * changes its attendees, deletes it, cancels it or gives it to the other user. None of this may mail anyone.
    */
-  | { t: 'meeting'; owner: Mailbox; n: 1 | 2; action: MeetingAction };
+  | { t: 'meeting'; owner: Mailbox; n: 1 | 2; action: MeetingAction }
+  /** A user drags a copy of message Mn into a drop folder of their mailbox (runs with email only). */
+  | { t: 'drop'; m: Mailbox; n: MessageNo; folder: DropFolder }
+  /** A user moves a copy of Mn (one dropped before) to another drop folder or to the Inbox. */
+  | { t: 'move'; m: Mailbox; n: MessageNo; to: DropFolder | 'Inbox' }
+  /** A CRM user acts on Mn's email activity: edits its subject, deletes it, or deletes a record it was filed to. */
+  | { t: 'mail-crm'; n: MessageNo; action: MailCrmAction };
+
+export const MAIL_CRM_ACTIONS = ['edit', 'delete', 'delete-record'] as const;
+export type MailCrmAction = (typeof MAIL_CRM_ACTIONS)[number];
 
 export const MEETING_ACTIONS = ['edit', 'attendee', 'delete', 'cancel', 'reassign'] as const;
 export type MeetingAction = (typeof MEETING_ACTIONS)[number];
@@ -54,6 +69,9 @@ export function commandText(c: Command): string {
     case 'reassign': return `reassign R${c.rec} to ${c.to === 'outside' ? 'someone outside the workgroup' : `user ${c.to}`}`;
     case 'unsynced': return `set ${sideName(c.side)} R${c.rec}.${c.key} (unsynced)`;
     case 'meeting': return `CRM user ${c.owner}: ${c.action} meeting M${c.n}`;
+    case 'drop': return `${c.m}: drop a copy of M${c.n} into ${c.folder}`;
+    case 'move': return `${c.m}: move M${c.n} to ${c.to}`;
+    case 'mail-crm': return c.action === 'edit' ? `CRM user: edit the subject of M${c.n}'s activity` : c.action === 'delete' ? `CRM user: delete M${c.n}'s activity` : `CRM user: delete the record M${c.n} was filed to`;
   }
 }
 
@@ -68,6 +86,8 @@ export interface ScenarioSettings {
    * upcoming, one past): under the default event.invitations no step, fault or user action may mail anyone.
    */
   meetings?: boolean;
+  /** Dropped mail is filed (email.enabled): the mail commands apply, and the email invariants are checked. */
+  email?: boolean;
 }
 
 /** A run with a fixed list of commands (scenario.ts runScenario plays it as it plays generated ones). */
@@ -76,7 +96,7 @@ export interface Scenario extends ScenarioSettings {
 }
 
 export function scenarioText(s: Scenario): string {
-  return [`mailboxes ${s.mailboxes.join('+')}, batch size ${s.batchSize}, synced first: ${s.initial.map(sideName).join(', ') || 'nothing'}${s.meetings ? ', with meetings' : ''}`, ...s.commands.map((c, i) => `  ${i + 1}. ${commandText(c)}`)].join('\n');
+  return [`mailboxes ${s.mailboxes.join('+')}, batch size ${s.batchSize}, synced first: ${s.initial.map(sideName).join(', ') || 'nothing'}${s.meetings ? ', with meetings' : ''}${s.email ? ', with email' : ''}`, ...s.commands.map((c, i) => `  ${i + 1}. ${commandText(c)}`)].join('\n');
 }
 
 /**
@@ -86,13 +106,16 @@ export function scenarioText(s: Scenario): string {
 export interface Model {
   readonly mailboxes: readonly Mailbox[];
   readonly meetings: boolean;
+  readonly email: boolean;
   /** Records created so far, the initial ones included: R1 … R`records` exist. */
   records: number;
   paused: Set<Mailbox>;
+  /** Messages dropped so far, as "A:2" (mailbox, message). */
+  dropped: Set<string>;
 }
 
 export function initialModel(s: ScenarioSettings): Model {
-  return { mailboxes: s.mailboxes, meetings: !!s.meetings, records: s.initial.length, paused: new Set() };
+  return { mailboxes: s.mailboxes, meetings: !!s.meetings, email: !!s.email, records: s.initial.length, paused: new Set(), dropped: new Set() };
 }
 
 /** The system under test as the commands see it: scenario.ts ModelRun (real activities, PostgreSQL, emulator). */
@@ -129,6 +152,12 @@ export class ModelCommand implements fc.AsyncCommand<Model, Real> {
         return m.paused.has(c.m);
       case 'meeting':
         return m.meetings;
+      case 'drop':
+        return m.email;
+      case 'move':
+        return m.email && m.dropped.has(`${c.m}:${c.n}`);
+      case 'mail-crm':
+        return m.email && m.mailboxes.some((x) => m.dropped.has(`${x}:${c.n}`));
       case 'edit':
       case 'delete':
       case 'reassign':
@@ -144,6 +173,7 @@ export class ModelCommand implements fc.AsyncCommand<Model, Real> {
     if (c.t === 'create') m.records++;
     else if (c.t === 'pause') m.paused.add(c.m);
     else if (c.t === 'resume') m.paused.delete(c.m);
+    else if (c.t === 'drop') m.dropped.add(`${c.m}:${c.n}`);
     r.played.push(c);
     r.trace.push(`${commandText(c)} → ${await r.apply(c)}`);
   }
@@ -159,6 +189,9 @@ export class ModelCommand implements fc.AsyncCommand<Model, Real> {
 }
 
 const BATCH_SIZES = [1, 2, 3, 500];
+const DROP_FOLDER_NAMES = Object.keys(DROP_FOLDERS) as DropFolder[];
+const messageNo = fc.constantFrom<MessageNo>(1, 2, 3);
+const dropFolder = fc.constantFrom(...DROP_FOLDER_NAMES);
 
 /** One command, drawn with the weights below: mostly steps of the sync, then users' edits, then the rest. */
 export function commandArb(mailboxes: Mailbox[], fields: string[], maxRecords: number): fc.Arbitrary<ModelCommand> {
@@ -190,6 +223,10 @@ export function commandArb(mailboxes: Mailbox[], fields: string[], maxRecords: n
     { weight: 2, arbitrary: cmd(fc.record({ t: fc.constant('delete' as const), side, rec })) },
     { weight: 1, arbitrary: cmd(fc.record({ t: fc.constant('reassign' as const), rec, to: fc.constantFrom<Mailbox | 'outside'>(...mailboxes, 'outside') })) },
     { weight: 2, arbitrary: cmd(fc.record({ t: fc.constant('meeting' as const), owner: m, n: fc.constantFrom<1 | 2>(1, 2), action: fc.constantFrom(...MEETING_ACTIONS) })) },
+    // Mail (runs with email only): enough that such a run drops, moves and edits a few messages between its steps.
+    { weight: 6, arbitrary: cmd(fc.record({ t: fc.constant('drop' as const), m, n: messageNo, folder: dropFolder })) },
+    { weight: 3, arbitrary: cmd(fc.record({ t: fc.constant('move' as const), m, n: messageNo, to: fc.constantFrom<DropFolder | 'Inbox'>('Inbox', ...DROP_FOLDER_NAMES) })) },
+    { weight: 3, arbitrary: cmd(fc.record({ t: fc.constant('mail-crm' as const), n: messageNo, action: fc.constantFrom(...MAIL_CRM_ACTIONS) })) },
     {
       weight: 3,
       arbitrary: cmd(
@@ -228,11 +265,14 @@ export function scenarioArbs(fields: string[], opts: ScenarioOptions): [fc.Arbit
       // One run in four syncs calendars too (their cycles cost time; contacts carry the interleavings). A failure
       // shrinks towards 0: a run without them, unless they matter.
       meetings: fc.integer({ min: 0, max: 3 }).map((n) => n === 3),
+      // One run in four files dropped mail too, drawn as meetings are (a failure shrinks towards a run without).
+      email: fc.integer({ min: 0, max: 3 }).map((n) => n === 3),
     })
-    .map(({ two, batchSize, initial, meetings }) => ({
+    .map(({ two, batchSize, initial, meetings, email }) => ({
       mailboxes: two ? (['A', 'B'] as Mailbox[]) : (['A'] as Mailbox[]),
       batchSize,
       meetings,
+      email,
       initial: two ? initial : initial.map((x) => (x === 'B' ? 'A' : x)),
     }));
   // Few records, so that the users' actions and the sync's steps keep meeting on the same ones.

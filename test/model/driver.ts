@@ -3,6 +3,11 @@
  * line, except that each activity call is a `yield*` the driver answers. Keep the two parallel: when the
  * workflow changes the order of its activities, change it here the same way.
  *
+ * When the mailbox's loadMailbox config says `email: true` (the policy's email.enabled), the cycle files dropped
+ * mail after its record types, as runCancellableCycle does: `fileMail` with the batch size as its limit, its
+ * TypeNeedsAttention caught so that email alone stops until resume. A pause given before it is seen there (the
+ * workflow's cancellation scope would cancel the activity before it starts), as before each applyBatch.
+ *
  * One `step()` runs one activity attempt. The workflow's code after an activity runs only when the next step
  * starts (the generator is resumed lazily), so a pause given between two steps is seen by the check before the
  * next applyBatch, as a signal delivered with the activity's result would be. An attempt can:
@@ -12,7 +17,7 @@
  *  - fail non-retryably (needs-attention), which the workflow's own catch handles.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { MAILBOX_NEEDS_ATTENTION, type CycleSummary, type RecordType } from '../../src/domain/status';
+import { MAILBOX_NEEDS_ATTENTION, TYPE_NEEDS_ATTENTION, type CycleSummary, type RecordType } from '../../src/domain/status';
 import type { FaultSpec } from '../../src/emulator';
 import type { MailboxActivities, MailboxConfig, TypeStep } from '../../src/workflows/activities-contract';
 import { MAILBOXES, type Mailbox, type ModelEnv } from './environment';
@@ -36,19 +41,21 @@ export interface WorkflowState {
   workRemaining: boolean;
   lastCycle: CycleSummary | null;
   cyclesCompleted: number;
+  /** Email stopped on its own (a TypeNeedsAttention from fileMail) until resume, as mailbox.ts typeAttention.email. */
+  emailAttention?: string;
 }
 
 function* call<T>(name: string, run: (a: MailboxActivities) => Promise<T>): Generator<Yielded, T, unknown> {
   return (yield { kind: 'call', name, run }) as T;
 }
 
-/** needsAttentionMessage in mailbox.ts: the activity failure Temporal does not retry. */
-function needsAttentionMessage(err: unknown): string | undefined {
-  return err instanceof ApplicationFailure && err.type === MAILBOX_NEEDS_ATTENTION ? err.message : undefined;
+/** needsAttentionMessage in mailbox.ts: the activity failure Temporal does not retry (of the mailbox, or of one area). */
+function needsAttentionMessage(err: unknown, type: string = MAILBOX_NEEDS_ATTENTION): string | undefined {
+  return err instanceof ApplicationFailure && err.type === type ? err.message : undefined;
 }
 
-/** runCycle in mailbox.ts. */
-function* cycleSteps(mailboxId: string, recordTypes: RecordType[], batchSize: number, s: WorkflowState, stopRequested: () => boolean): Generator<Yielded, CycleSummary, unknown> {
+/** runCycle in mailbox.ts, with the email step of runCancellableCycle after the record types. */
+function* cycleSteps(mailboxId: string, recordTypes: RecordType[], batchSize: number, s: WorkflowState, stopRequested: () => boolean, email: boolean): Generator<Yielded, CycleSummary, unknown> {
   const { cycleId } = yield* call('startCycle', (a) => a.startCycle(mailboxId));
   s.workRemaining = false;
   try {
@@ -66,6 +73,17 @@ function* cycleSteps(mailboxId: string, recordTypes: RecordType[], batchSize: nu
       const committed = yield* call(`commitType ${recordType}`, (a) => a.commitType(step));
       if (committed?.workRemaining) s.workRemaining = true;
     }
+    if (email) {
+      if (stopRequested()) return yield* call('finishCycle interrupted', (a) => a.finishCycle({ mailboxId, cycleId, outcome: 'interrupted', detail: 'paused' }));
+      try {
+        const r = yield* call('fileMail', (a) => a.fileMail({ mailboxId, cycleId, limit: batchSize }));
+        if (r.workRemaining) s.workRemaining = true;
+      } catch (err) {
+        const reason = needsAttentionMessage(err, TYPE_NEEDS_ATTENTION);
+        if (reason === undefined) throw err;
+        s.emailAttention = reason;
+      }
+    }
     return yield* call('finishCycle completed', (a) => a.finishCycle({ mailboxId, cycleId, outcome: 'completed' }));
   } catch (err) {
     const reason = needsAttentionMessage(err);
@@ -82,7 +100,8 @@ function* workflowSteps(mailboxId: string, s: WorkflowState): Generator<Yielded,
     // The step that starts a cycle stands for the schedule coming due (or sync-now).
     const current: MailboxConfig = yield* call('loadMailbox', (a) => a.loadMailbox(mailboxId));
     if (!current.exists) throw new Error(`mailbox ${mailboxId} is not enrolled`);
-    s.lastCycle = yield* cycleSteps(mailboxId, current.recordTypes, current.batchSize, s, () => s.paused);
+    const email = !!current.email && !s.emailAttention;
+    s.lastCycle = yield* cycleSteps(mailboxId, current.recordTypes, current.batchSize, s, () => s.paused, email);
     if (s.lastCycle.outcome === 'completed') s.cyclesCompleted++;
   }
 }
@@ -110,6 +129,8 @@ export class MailboxDriver {
   lastError: string | undefined;
   /** The cycle under way took over an interrupted one (its pulls and plan were made before the interruption). */
   resumedCycle = false;
+  /** Called after each activity attempt, whatever its outcome (the model observes what the attempt did). */
+  onAttempt?: (activity: string) => Promise<void>;
 
   constructor(private readonly env: ModelEnv, readonly mailbox: Mailbox) {
     this.upn = MAILBOXES[mailbox];
@@ -141,6 +162,7 @@ export class MailboxDriver {
   resume(): void {
     this.state.paused = false;
     this.state.needsAttentionReason = null;
+    delete this.state.emailAttention;
   }
 
   async step(mode: StepMode = { kind: 'normal' }): Promise<StepReport> {
@@ -158,13 +180,14 @@ export class MailboxDriver {
       this.failuresInRow++;
       this.lastError = err instanceof Error ? err.message : String(err);
       // Temporal does not retry these: the workflow's catch (needs-attention) decides.
-      if (err instanceof ApplicationFailure && (err.nonRetryable || err.type === MAILBOX_NEEDS_ATTENTION)) this.heard = { error: err };
+      if (err instanceof ApplicationFailure && (err.nonRetryable || err.type === MAILBOX_NEEDS_ATTENTION || err.type === TYPE_NEEDS_ATTENTION)) this.heard = { error: err };
       return { activity: n.name, outcome: 'failed', error: this.lastError };
     } finally {
       if (mode.kind === 'fault') {
         this.env.emulator.admin.clearFaults(this.upn);
         this.env.forgetThrottling();
       }
+      await this.onAttempt?.(n.name);
     }
   }
 

@@ -2,6 +2,8 @@
  * The one PostgreSQL database and the one HTTPS Graph emulator every model run shares, with the activities wired
  * as src/worker/worker.ts wires them (real Graph client + MSAL, real adapters). A fresh database and emulator per
  * run would cost seconds; `reset` costs milliseconds, which is what lets a thousand sequences run in CI.
+ * Mail is wired too (MailApi, as the worker passes it); a run with email gets a policy with email.enabled, so its
+ * cycles file what users drop into the drop folders VAccounts, VContacts and VLeads.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +12,7 @@ import { createMailboxActivities } from '../../src/activities/mailbox-activities
 import { ContactsApi } from '../../src/activities/exchange/contacts-api';
 import { EventsApi } from '../../src/activities/exchange/events-api';
 import { TodoApi } from '../../src/activities/exchange/todo-api';
+import { MailApi } from '../../src/activities/exchange/mail-api';
 import { forgetMasterCategories } from '../../src/activities/exchange/categories';
 import { configureMailboxLimits } from '../../src/activities/exchange/gate';
 import { graphConnection } from '../../src/activities/exchange/graph-client';
@@ -30,6 +33,9 @@ export type Mailbox = keyof typeof MAILBOXES;
 /** The CRM user contacts are reassigned to when they leave both mailboxes' scope. */
 const OUTSIDER = 'model.outside@contoso.com';
 export const FOLDER = 'VContacts';
+/** The policy's default drop folders (mail folders, not the contact folder above) and the record type each files to. */
+export const DROP_FOLDERS = { VAccounts: 'account', VContacts: 'contact', VLeads: 'lead' } as const;
+export type DropFolder = keyof typeof DROP_FOLDERS;
 export const POLICY = 'model';
 
 export interface RunSettings {
@@ -41,6 +47,8 @@ export interface RunSettings {
   tasks?: boolean;
   /** Calendars synced too (runs with meetings: no message may be sent by surprise). */
   meetings?: boolean;
+  /** Mail dropped into the drop folders is filed (email.enabled; email sync with its CRM Email folder stays off). */
+  email?: boolean;
 }
 
 export interface ModelEnv {
@@ -63,6 +71,8 @@ function policySettings(s: RunSettings): Record<string, unknown> {
     contact: { filter: 'workgroup', ...s.contact },
     event: { enabled: !!s.meetings },
     task: { enabled: !!s.tasks },
+    // Filing only: email.sync (the CRM Email folder) is not part of the model yet.
+    email: { enabled: !!s.email },
   };
 }
 
@@ -143,6 +153,7 @@ export async function startModelEnv(): Promise<ModelEnv> {
       event: eventsAdapter(db, new EventsApi(graph.client, 100)) as RecordTypeAdapter<unknown>,
       task: tasksAdapter(db, new TodoApi(graph.client, 100)) as RecordTypeAdapter<unknown>,
     },
+    mail: new MailApi(graph.client, 100),
     settings: DEFAULT_ACTIVITY_SETTINGS,
   });
   const user = async (email: string, workgroup: string) =>

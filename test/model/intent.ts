@@ -12,6 +12,11 @@
  * merge). A delete is concurrent with an edit of another side the deleting user could not see yet, or made
  * after the delete (the other copy still existed): under keep-updated such a record survives, otherwise it is
  * gone on every side. A record reassigned out of the mailboxes' scope keeps its CRM row as it was then.
+ *
+ * Mail (runs with email): messages M1, M2, M3, each one Internet message id whatever copy, folder or mailbox
+ * holds it. The model keeps what users did with them: the copies dropped (where each is now, the emulator
+ * says), the mailbox whose filing first made the message's CRM activity (its owner), and a CRM user's delete or
+ * subject edit of that activity, which must stand.
  */
 import type { Mailbox } from './environment';
 
@@ -58,8 +63,33 @@ export interface RecordIntent {
 
 export type Expected = 'alive' | 'gone' | 'left-scope';
 
+export type MessageNo = 1 | 2 | 3;
+/** Who sent a message: a CRM contact (R1), an address the CRM does not know, an address two CRM leads share. */
+export type SenderKind = 'known' | 'unknown' | 'ambiguous';
+
+export interface MailCopy {
+  m: Mailbox;
+  /** Its immutable id (the same through moves). */
+  id: string;
+}
+
+export interface MessageIntent {
+  n: MessageNo;
+  internetMessageId: string;
+  sender: { kind: SenderKind; address: string; name: string };
+  copies: MailCopy[];
+  /** The mailbox whose filing step first made the message's CRM activity: the activity's owner is its user. */
+  firstFiler?: Mailbox;
+  /** A CRM user deleted the message's activity: it stays deleted, and the message is not filed again. */
+  deletedByUser: boolean;
+  /** A CRM user's last edit of the activity's subject: filing the message again must not undo it. */
+  subject?: string;
+}
+
 export class Intent {
   readonly records: RecordIntent[] = [];
+  /** The messages users dropped (runs with email), by number. */
+  readonly messages = new Map<MessageNo, MessageIntent>();
   private seq = 0;
   /** Where the commands began (after the initial records were synced). */
   commandsFrom = 0;

@@ -2,12 +2,17 @@
  * What must hold once the sync is quiet, checked against both sides as the users see them and against the
  * reference model (intent.ts), never against the sync's own idea of what it did. Each violation names its
  * invariant, so a run can leave out one already known to fail (CXSYNC_MODEL_SKIP) and hunt for the others.
+ *
+ * Email (runs with email; checkEmail): against the mail users dropped and moved (the emulator's folders as they
+ * are now), what CRM users did to the activities (intent.ts MessageIntent) and the CRM's own rows. Nothing filed
+ * twice, nothing lost, a CRM user's edit or delete stands, one activity for a message several mailboxes file.
+ * Contacts the sync created from a sender (tag Mn) are left out of the contact checks' "nobody created it".
  */
 import { isDeepStrictEqual } from 'node:util';
 import { sql } from 'kysely';
-import { MAILBOXES, type Mailbox } from './environment';
+import { DROP_FOLDERS, MAILBOXES, type DropFolder, type Mailbox } from './environment';
 import type { Edit, RecordIntent } from './intent';
-import { sideName, tagOf, World, type CrmRow } from './world';
+import { FILED_TYPES, isSenderTag, sideName, tagOf, World, type CrmRow } from './world';
 
 export const INVARIANTS = {
   agree: 'both sides agree on every synced field of every linked pair',
@@ -19,6 +24,10 @@ export const INVARIANTS = {
   'left-scope': 'a contact that left scope keeps its CRM row: intact, new owner, not duplicated',
   termination: 'quiescence is reached within a bounded number of cycles',
   messages: 'no message was sent that event.invitations forbids (meetings made before enrolment mail no one)',
+  'email-once': 'nothing filed twice: one CRM email activity per message (live or deleted), one record made per sender and type',
+  'email-lost': "nothing lost: every message in a drop folder is filed, linked to a record of that folder's type, or listed with an ambiguous sender",
+  'email-user': "a CRM user's edit or delete of an email activity stands; no one else deletes one",
+  'email-shared': 'a message filed by several mailboxes or from several folders is one activity, owned by whoever filed it first, linked to what each filed it to',
 } as const;
 export type Invariant = keyof typeof INVARIANTS;
 
@@ -74,13 +83,15 @@ export async function checkInvariants(world: World, mailboxes: Mailbox[], opts: 
 
   // ---- duplicates and strangers ----
   const countBy = <T>(xs: T[], key: (x: T) => string) => xs.reduce((acc, x) => acc.set(key(x), (acc.get(key(x)) ?? 0) + 1), new Map<string, number>());
+  // A contact filing created from a sender (tag Mn) is nobody's but must not be there twice either.
+  const made = (tag: string) => !!intent.byTag(tag) || (isSenderTag(tag) && intent.messages.size > 0);
   for (const [tag, n] of countBy(live, (r) => tagOf(r.last_name))) {
-    if (!intent.byTag(tag)) v('duplicates', `CRM holds a contact nobody created: ${tag}`);
+    if (!made(tag)) v('duplicates', `CRM holds a contact nobody created: ${tag}`);
     else if (n > 1) v('duplicates', `CRM holds ${n} contacts ${tag}`);
   }
   for (const m of mailboxes) {
     for (const [tag, n] of countBy(items[m], (i) => tagOf(i.surname))) {
-      if (!intent.byTag(tag)) v('duplicates', `Outlook ${m} holds a contact nobody created: ${tag}`);
+      if (!made(tag)) v('duplicates', `Outlook ${m} holds a contact nobody created: ${tag}`);
       else if (n > 1) v('duplicates', `Outlook ${m} holds ${n} contacts ${tag}`);
     }
   }
@@ -124,6 +135,87 @@ export async function checkInvariants(world: World, mailboxes: Mailbox[], opts: 
   for (const m of mailboxes) {
     for (const msg of env.emulator.admin.sentMessages(MAILBOXES[m])) {
       v('messages', `Exchange sent a ${msg.kind} "${msg.subject}" from ${m} to ${msg.recipients.join(', ')}`);
+    }
+  }
+  if (env.settings.email) out.push(...(await checkEmail(world, mailboxes, 'final')));
+  return out;
+}
+
+/**
+ * The email invariants. `phase` 'delta': the run is quiet and no id re-scan has run since its commands, so delta
+ * alone (a removal confirmed by id, never read as a delete: a copy moved out of a folder and back between two
+ * rounds, which Graph reports removed there and never again, is still there) must have filed every copy; a listed
+ * one waits for the re-scan to be looked at again. 'final': after a re-scan, every copy in a drop folder is filed
+ * or listed with an ambiguous sender.
+ */
+export async function checkEmail(world: World, mailboxes: Mailbox[], phase: 'delta' | 'final'): Promise<Violation[]> {
+  const { env, intent } = world;
+  const out: Violation[] = [];
+  const when = phase === 'delta' ? ' (before the re-scan)' : '';
+  const v = (invariant: Invariant, message: string) => out.push({ invariant, message: `${message}${when}` });
+  const owner = Object.fromEntries(Object.entries(env.users).map(([m, id]) => [id, m]));
+  const mailboxOf = Object.fromEntries(Object.entries(MAILBOXES).map(([m, upn]) => [upn, m as Mailbox]));
+  const unresolved = (await sql<{ mailbox_id: string; role: string; internet_message_id: string | null; reason: string }>`
+    select mailbox_id, role, internet_message_id, reason from sync.email_unresolved order by id`.execute(env.db)).rows;
+  const filed = (await sql<{ mailbox_id: string; role: string; activity_id: string | null; internet_message_id: string | null }>`
+    select mailbox_id, role, activity_id::text, internet_message_id from sync.mail_filed where role <> 'reply'`.execute(env.db)).rows;
+  const inFolders = mailboxes.flatMap((m) => world.mailInDropFolders(m).map((x) => ({ ...x, m })));
+
+  for (const msg of intent.messages.values()) {
+    const name = `M${msg.n}`;
+    const rows = await world.activitiesOf(msg);
+    const live = rows.filter((a) => !a.deleted_at);
+    const links = live.length
+      ? (await sql<{ record_type: string }>`select record_type from crm.email_links where email_activity_id = ${live[0].id}::uuid`.execute(env.db)).rows.map((r) => r.record_type)
+      : [];
+
+    // ---- nothing filed twice ----
+    if (rows.length > 1) v('email-once', `${name} has ${rows.length} CRM email activities (${rows.map((a) => `${a.id}${a.deleted_at ? ' deleted' : ''} owned by ${owner[a.owner_id ?? ''] ?? a.owner_id}`).join(', ')}): one message, filed more than once`);
+    const a = msg.sender.address;
+    const domain = a.slice(a.indexOf('@') + 1);
+    const counts = (await sql<{ contacts: number; leads: number; accounts: number }>`select
+        (select count(*)::int from crm.contacts where deleted_at is null and lower(email) = ${a}) as contacts,
+        (select count(*)::int from crm.leads where deleted_at is null and lower(email) = ${a}) as leads,
+        (select count(*)::int from crm.accounts where deleted_at is null and domain = ${domain}) as accounts`.execute(env.db)).rows[0];
+    // R1 and a contact made from M1's sender after R1 was gone may both live (R1 restored by keep-updated), and M3's
+    // two leads are the run's own.
+    if (msg.sender.kind === 'unknown' && counts.contacts > 1) v('email-once', `${name}'s unknown sender ${a} became ${counts.contacts} CRM contacts`);
+    if (msg.sender.kind !== 'ambiguous' && counts.leads > 1) v('email-once', `${name}'s sender ${a} became ${counts.leads} CRM leads`);
+    if (counts.accounts > 1) v('email-once', `${name}'s sender domain ${domain} became ${counts.accounts} CRM accounts`);
+
+    // ---- a CRM user's edit or delete stands ----
+    if (msg.deletedByUser && live.length) v('email-user', `a CRM user deleted ${name}'s activity, yet it has a live one (${live.map((x) => x.id).join(', ')}): restored or filed again`);
+    for (const x of rows) if (x.deleted_at && !msg.deletedByUser) v('email-user', `${name}'s activity ${x.id} is deleted, though no CRM user deleted it`);
+    if (msg.firstFiler && rows.length === 0) v('email-user', `${name}'s activity, made when ${msg.firstFiler} filed it, is gone from the CRM`);
+    if (msg.subject !== undefined && live.length && live[0].subject !== msg.subject) {
+      v('email-user', `a CRM user set the subject of ${name}'s activity to ${JSON.stringify(msg.subject)}; it is ${JSON.stringify(live[0].subject)}`);
+    }
+
+    // ---- one activity, owned by the first to file it, linked to what each filed it to ----
+    if (rows.length === 1 && msg.firstFiler && rows[0].owner_id !== env.users[msg.firstFiler]) {
+      v('email-shared', `${name} was first filed by ${msg.firstFiler}, yet its activity is owned by ${owner[rows[0].owner_id ?? ''] ?? rows[0].owner_id}`);
+    }
+    for (const f of filed.filter((x) => x.internet_message_id === msg.internetMessageId && x.activity_id)) {
+      const who = mailboxOf[f.mailbox_id] ?? f.mailbox_id;
+      if (!rows.some((x) => x.id === f.activity_id)) v('email-shared', `${who} filed a copy of ${name} from its ${f.role} folder as activity ${f.activity_id}, which is not ${name}'s activity (${rows.map((x) => x.id).join(', ') || 'none'})`);
+      const folder = (Object.keys(DROP_FOLDERS) as DropFolder[]).find((k) => DROP_FOLDERS[k] === f.role)!;
+      if (!msg.deletedByUser && live.length && !links.some((t) => FILED_TYPES[folder].includes(t))) {
+        v('email-shared', `${who} filed ${name} from ${folder}, yet its activity is linked to no ${FILED_TYPES[folder].join(' or ')} (links: ${links.join(', ') || 'none'})`);
+      }
+    }
+
+    // ---- nothing lost: every copy in a drop folder is filed there, or listed ----
+    if (msg.deletedByUser) continue;
+    const places = new Map<string, { m: Mailbox; folder: DropFolder }>();
+    for (const x of inFolders.filter((y) => y.n === msg.n)) places.set(`${x.m}/${x.folder}`, { m: x.m, folder: x.folder });
+    for (const { m, folder } of places.values()) {
+      if (live.length && links.some((t) => FILED_TYPES[folder].includes(t))) continue;
+      const listed = unresolved.filter((u) => u.mailbox_id === MAILBOXES[m] && u.role === DROP_FOLDERS[folder] && u.internet_message_id === msg.internetMessageId);
+      const ambiguous = listed.find((u) => /share the address/.test(u.reason));
+      if (ambiguous) continue;
+      if (phase === 'delta' && listed.length) continue; // a listed message is looked at again by the next re-scan
+      const what = live.length ? `its activity is linked to no ${FILED_TYPES[folder].join(' or ')} (links: ${links.join(', ') || 'none'})` : rows.length ? 'its activity is deleted' : 'it has no CRM activity';
+      v('email-lost', `${name} (from a ${msg.sender.kind} sender, ${a}) is in ${m}'s ${folder}${listed.length ? `, listed: ${listed.map((u) => u.reason).join('; ')},` : ''} and ${what}`);
     }
   }
   return out;

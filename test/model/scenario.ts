@@ -5,13 +5,18 @@
  * commands that apply (each a workflow step or a user's action, commands.ts ModelCommand); then the run settles
  * and the invariants are checked. Returns the violations and a trace of what happened, for the failure report.
  * The same path plays a fixed list of commands.
+ *
+ * A run with email is checked twice: once quiet, on what delta alone must have filed (invariants.ts checkEmail,
+ * 'delta'), then after time passes so that every drop folder's periodic id re-scan is due and the run is quiet
+ * again, on everything.
  */
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { MailboxDriver } from './driver';
 import { MAILBOXES, type Mailbox, type ModelEnv } from './environment';
-import { checkInvariants, type Invariant, type Violation } from './invariants';
-import { initialModel, ModelCommand, type Command, type MeetingAction, type Model, type Real, type ScenarioSettings } from './commands';
+import { checkEmail, checkInvariants, type Invariant, type Violation } from './invariants';
+import { initialModel, ModelCommand, type Command, type MailCrmAction, type MeetingAction, type Model, type Real, type ScenarioSettings } from './commands';
+import type { MessageNo } from './intent';
 import { settle } from './settle';
 import { World, type OutlookUnsynced } from './world';
 
@@ -36,6 +41,10 @@ export class ModelRun implements Real {
   constructor(readonly env: ModelEnv, fields: string[], readonly mailboxes: Mailbox[]) {
     this.world = new World(env, fields);
     this.drivers = Object.fromEntries(mailboxes.map((m) => [m, new MailboxDriver(env, m)])) as Record<Mailbox, MailboxDriver>;
+    // Who filed a message first (the owner of its activity) is seen right after each filing attempt.
+    if (env.settings.email) {
+      for (const m of mailboxes) this.drivers[m].onAttempt = async (activity) => (activity === 'fileMail' ? this.world.observeFiling(m) : undefined);
+    }
   }
 
   private recordOf(n: number) {
@@ -77,6 +86,9 @@ export class ModelRun implements Real {
         break;
     }
     if (c.t === 'meeting') return this.meeting(c.owner, c.n, c.action);
+    if (c.t === 'drop') return w.dropMail(c.m, c.n, c.folder);
+    if (c.t === 'move') return w.moveMail(c.m, c.n, c.to);
+    if (c.t === 'mail-crm') return this.mailCrm(c.n, c.action);
     const rec = this.recordOf(c.rec);
     switch (c.t) {
       case 'edit': {
@@ -135,10 +147,18 @@ export class ModelRun implements Real {
     }
   }
 
+  private mailCrm(n: MessageNo, action: MailCrmAction): Promise<string> {
+    if (!this.env.settings.email) throw new Error('a mail action in a run without email: ModelCommand.check lets none run');
+    const w = this.world;
+    return action === 'edit' ? w.editActivity(n) : action === 'delete' ? w.deleteActivity(n) : w.deleteFiledRecord(n);
+  }
+
   async settle(until: 'quiet' | 'linked' = 'quiet'): Promise<{ violations: Violation[] }> {
-    const bound = roundBound(this.world.intent.records.length * this.mailboxes.length, this.env.settings.batchSize);
+    // Each dropped copy may take a cycle of its own (the batch size is the filing limit too), and its records one more.
+    const copies = [...this.world.intent.messages.values()].reduce((k, msg) => k + msg.copies.length, 0);
+    const bound = roundBound(this.world.intent.records.length * this.mailboxes.length + 2 * copies, this.env.settings.batchSize);
     const s = await settle(this.env, this.mailboxes.map((m) => this.drivers[m]), bound, until === 'quiet' ? 'quiet' : () => this.linked());
-    for (const c of s.cycles) this.trace.push(`  settle ${c.mailbox}: ${c.resumed ? 'resumed, ' : ''}${c.outcome}${c.workRemaining ? ', work remaining' : ''}, ${c.operations.length} op(s)${c.operations.length ? `: ${c.operations.join(' | ')}` : ''}`);
+    for (const c of s.cycles) this.trace.push(`  settle ${c.mailbox}: ${c.resumed ? 'resumed, ' : ''}${c.outcome}${c.workRemaining ? ', work remaining' : ''}, ${c.operations.length} op(s)${c.operations.length ? `: ${c.operations.join(' | ')}` : ''}${c.email ? `; ${c.email}` : ''}`);
     return s;
   }
 
@@ -154,8 +174,19 @@ export class ModelRun implements Real {
     return true;
   }
 
+  /**
+   * The invariants, once the run is quiet. With email: first what delta alone must have filed, then, after time
+   * passes and every drop folder's id re-scan is due, a second quiet state checked in full.
+   */
   async check(): Promise<Violation[]> {
-    return checkInvariants(this.world, this.mailboxes);
+    // Nothing dropped: a re-scan has nothing to find.
+    if (!this.env.settings.email || this.world.intent.messages.size === 0) return checkInvariants(this.world, this.mailboxes);
+    const delta = await checkEmail(this.world, this.mailboxes, 'delta');
+    this.trace.push('-- time passes: the drop folders\' id re-scans are due; settling again --');
+    await this.world.rescanDue();
+    const again = await this.settle();
+    if (again.violations.length) return [...delta, ...again.violations];
+    return [...delta, ...(await checkInvariants(this.world, this.mailboxes))];
   }
 }
 
@@ -193,9 +224,10 @@ export async function runScenario(
   let run: ModelRun | undefined;
   const setup = async (): Promise<{ model: Model; real: ModelRun }> => {
     // The first state is set up in as few cycles as possible: it is not what the run is about.
-    await env.reset({ mailboxes: s.mailboxes, batchSize: 500, meetings: !!s.meetings });
+    await env.reset({ mailboxes: s.mailboxes, batchSize: 500, meetings: !!s.meetings, email: !!s.email });
     run = new ModelRun(env, fields, s.mailboxes);
     if (s.meetings) await run.seedMeetings();
+    if (s.email) await run.world.seedMail();
     for (const side of s.initial) await run.apply({ t: 'create', side });
     const first = await run.settle('linked');
     if (keep(first.violations).length) throw new InitialSyncFailed(first.violations);

@@ -1,8 +1,8 @@
 /**
  * Quiescence: faults cleared, every mailbox resumed, then whole cycles of every mailbox in turn until, after a
- * round in which no cycle asked for another at once (workRemaining), a further round plans nothing and every
- * CRM feed has read past the last CRM write. The rounds are bounded: a re-plan loop or an item that never
- * settles is a finding (invariant "termination"), not a hang.
+ * round in which no cycle asked for another at once (workRemaining), a further round plans nothing, files or
+ * lists no mail, and every CRM feed has read past the last CRM write. The rounds are bounded: a re-plan loop or
+ * an item that never settles is a finding (invariant "termination"), not a hang.
  */
 import { sql } from 'kysely';
 import type { Db } from '../../src/db/connection';
@@ -44,6 +44,8 @@ export interface CycleOutcome {
   mailbox: string;
   outcome: string;
   operations: string[];
+  /** What the cycle's email step did (filed, listed, records created), when it did anything. */
+  email?: string;
   workRemaining: boolean;
   resumed: boolean;
 }
@@ -76,7 +78,9 @@ export async function settle(env: ModelEnv, drivers: MailboxDriver[], maxRounds:
   const run = async (d: MailboxDriver) => {
     await waitForCrmFeed(env.db);
     const { summary, workRemaining, resumed } = await d.finishCycle();
-    const c = { mailbox: d.mailbox, outcome: summary.outcome, operations: await operationsOf(env.db, summary.cycleId), workRemaining, resumed };
+    const e = summary.email;
+    const email = e && e.filed + e.unresolved + e.recordsCreated > 0 ? `email: ${e.filed} filed, ${e.unresolved} listed, ${e.recordsCreated} record(s) created` : undefined;
+    const c = { mailbox: d.mailbox, outcome: summary.outcome, operations: await operationsOf(env.db, summary.cycleId), workRemaining, resumed, ...(email ? { email } : {}) };
     cycles.push(c);
     return c;
   };
@@ -97,7 +101,8 @@ export async function settle(env: ModelEnv, drivers: MailboxDriver[], maxRounds:
         const c = await run(d);
         if (c.workRemaining || c.outcome !== 'completed') previousLeftWork = true;
         // A resumed cycle read both sides before its interruption: only a fresh one shows there is nothing left.
-        if (c.outcome !== 'completed' || c.workRemaining || c.operations.length > 0 || c.resumed) quiet = false;
+        // Filing writes no sync.operation: a cycle that filed or listed mail is not quiet either.
+        if (c.outcome !== 'completed' || c.workRemaining || c.operations.length > 0 || c.resumed || c.email) quiet = false;
       }
       if (until !== 'quiet') {
         if (!previousLeftWork && (await until())) return { rounds: round, violations: [], cycles };

@@ -293,3 +293,81 @@ test('8. an Outlook contact the planner skips (invalid email) whose CRM twin is 
   const log = await sql<{ message: string }>`select message from sync.log where mailbox_id = ${A} and item_id = ${item.id} order by id`.execute(env.db);
   assert.ok(log.rows.some((l) => /email/.test(l.message) && /not a valid email address/.test(l.message)), `the sync log says why the item is skipped (lines: ${JSON.stringify(log.rows.map((l) => l.message))})`);
 });
+
+/** Mail of the model's messages in a mailbox's folder: the copies' immutable ids. */
+const copiesIn = (run: ModelRun, m: 'A' | 'B', folder: string, n: number) =>
+  env.emulator.admin.listMessages(MAILBOXES[m], folder).filter((x) => x.internetMessageId === run.world.message(n as 1 | 2 | 3).internetMessageId);
+
+async function emailLinks(activityId: string) {
+  return (await sql<{ record_type: string; record_id: string }>`select record_type, record_id::text from crm.email_links where email_activity_id = ${activityId}::uuid order by record_type`.execute(env.db)).rows;
+}
+
+test('9a. one message dropped by A into VContacts and by B into VLeads, A\'s filing answer lost: one activity, owned by A, linked to what both filed it to', async () => {
+  // Temporal runs A's fileMail again after its answer is lost; B files its own copy of the same Internet message
+  // id from another folder. One CRM email activity whatever mailbox, folder or attempt files the message.
+  const run = await story({ mailboxes: ['A', 'B'], email: true });
+  const w = run.world;
+  await w.seedMail();
+  await w.createInCrm('A'); // R1
+  await settled(run);
+  w.dropMail('A', 2, 'VContacts'); // an unknown sender: A's filing makes a contact of it
+  w.dropMail('B', 2, 'VLeads');
+  await waitForCrmFeed(env.db);
+  await run.drivers.A.runUntil('fileMail');
+  const lost = await run.drivers.A.step({ kind: 'lost-answer' });
+  assert.deepEqual([lost.activity, lost.outcome], ['fileMail', 'answer lost']);
+  await run.drivers.B.runUntil('fileMail');
+  assert.equal((await run.drivers.B.step()).outcome, 'ok');
+  await settled(run);
+  assert.deepEqual(await run.check(), [], 'the invariants hold');
+  const acts = await w.activitiesOf(w.message(2));
+  assert.equal(acts.length, 1, 'one activity for the message');
+  assert.equal(acts[0].owner_id, env.users.A, 'owned by A, who filed it first');
+  const links = await emailLinks(acts[0].id);
+  assert.deepEqual(links.map((l) => l.record_type), ['contact'], "B's VLeads found the contact A's filing made of the sender (contact before a new lead)");
+  assert.equal((await sql`select 1 from crm.leads where lower(email) = ${w.message(2).sender.address}`.execute(env.db)).rows.length, 0, 'no lead made of the sender');
+  const contacts = await crmByTag('M2');
+  assert.equal(contacts.length, 1, 'one contact made of the sender');
+  assert.equal(links[0].record_id, contacts[0].id);
+});
+
+test('9b. a message moved VContacts→Inbox→VContacts between two steps is filed without waiting for the re-scan; a CRM delete of an activity between drop and filing stands', async () => {
+  // Delta reports a message moved out of a folder and back before the folder's next round as removed, and never
+  // again (the A→B→A quirk): the removal is confirmed by id (still there), never read as a delete. And a CRM user
+  // who deleted a message's activity after another copy was dropped, but before that copy was filed, keeps it
+  // deleted.
+  const run = await story({ batchSize: 1, email: true });
+  const w = run.world;
+  await w.seedMail();
+  await w.createInCrm('A'); // R1, M1's sender
+  await settled(run, 30);
+  w.dropMail('A', 1, 'VContacts');
+  await settled(run, 30);
+  const [first] = await w.activitiesOf(w.message(1));
+  assert.ok(first && !first.deleted_at, 'M1 filed to R1');
+  w.dropMail('A', 1, 'VLeads'); // a second copy of M1, filed from VLeads by a later cycle
+  w.dropMail('A', 3, 'VContacts'); // ambiguous: listed, which spends the cycle's limit of one
+  w.dropMail('A', 2, 'VContacts');
+  const d = run.drivers.A;
+  await waitForCrmFeed(env.db);
+  await d.runUntil('fileMail');
+  assert.match(await w.deleteActivity(1), /deleted M1's activity/);
+  const r = await d.step();
+  assert.equal(r.activity, 'fileMail');
+  assert.equal((r.result as { workRemaining: boolean }).workRemaining, true, 'the limit of one left M2 and VLeads for the next cycle');
+  // Between two steps, the user moves M2 out to the Inbox and back.
+  await d.step();
+  assert.match(w.moveMail('A', 2, 'Inbox'), /to Inbox/);
+  assert.match(w.moveMail('A', 2, 'VContacts'), /to VContacts/);
+  assert.equal(copiesIn(run, 'A', 'VContacts', 2).length, 1);
+  await settled(run, 30);
+  const m2 = await w.activitiesOf(w.message(2));
+  assert.equal(m2.length, 1, 'M2 filed once, before any re-scan: the removal delta reported was confirmed by id');
+  assert.deepEqual(await run.check(), [], 'the invariants hold, before and after the re-scan');
+  assert.deepEqual((await w.activitiesOf(w.message(2))).map((a) => a.id), [m2[0].id], 'the re-scan files nothing again');
+  assert.deepEqual((await emailLinks(m2[0].id)).map((l) => l.record_type), ['contact']);
+  const m1 = await w.activitiesOf(w.message(1));
+  assert.deepEqual(m1.map((a) => [a.id, !!a.deleted_at]), [[first.id, true]], "M1's activity stays deleted; none made again");
+  const listed = await sql<{ reason: string }>`select reason from sync.email_unresolved where internet_message_id = ${w.message(3).internetMessageId}`.execute(env.db);
+  assert.match(listed.rows[0]?.reason ?? '', /2 leads share the address/, 'M3 listed: ambiguous, never guessed');
+});

@@ -3,12 +3,18 @@
  * screens would: no cxsync.writer) and in Outlook (the emulator's admin API acts as the mailbox's user: new
  * change key, seen by the next delta). Every action tells the reference model (intent.ts) what the user meant
  * and what the user saw when doing it.
+ *
+ * In runs with email, users also drop copies of messages M1–M3 into the drop folders of their mailboxes (the
+ * emulator's admin API, as a user dragging a received message), move them between folders, and a CRM user edits
+ * or deletes a message's email activity or deletes the record it was filed to. Records the sync creates from a
+ * sender carry the message's tag (the sender's name is "Mail Mn"): the contact checks leave them to the email
+ * invariants (invariants.ts).
  */
 import { sql } from 'kysely';
 import { CONTACT_FIELDS, fromCrmContact, fromGraphContact, toCrmContact, toGraphContact, type ContactRecord, type CrmContactFields, type GraphContact } from '../../src/domain/contact';
 import type { EmulatorContact } from '../../src/emulator';
-import { FOLDER, MAILBOXES, type Mailbox, type ModelEnv } from './environment';
-import { Intent, type RecordIntent, type Side, type Snapshot, type Value } from './intent';
+import { DROP_FOLDERS, FOLDER, MAILBOXES, type DropFolder, type Mailbox, type ModelEnv } from './environment';
+import { Intent, type MessageIntent, type MessageNo, type RecordIntent, type SenderKind, type Side, type Snapshot, type Value } from './intent';
 
 export type CrmRow = Record<string, unknown> & { id: string; owner_id: string | null; last_name: string | null; deleted_at: Date | null };
 
@@ -28,6 +34,31 @@ export async function syncedFields(env: ModelEnv): Promise<string[]> {
 }
 
 export const tagOf = (lastName: unknown): string => (typeof lastName === 'string' ? lastName.split(' ')[0] : '');
+
+/** A record the sync created from the sender of message Mn (named after it: "Mail Mn"), not one a user made. */
+export const isSenderTag = (tag: string): boolean => /^M[1-3]$/.test(tag);
+
+/**
+ * Who sent each message: M1 the CRM contact R1 (its address when created; every run starts with R1), M2 an
+ * address the CRM does not know, M3 an address two CRM leads of a user outside both mailboxes share (ambiguous:
+ * listed, never guessed). Runs with email get the two leads in their setup (World.seedMail).
+ */
+export const SENDERS: Record<MessageNo, { kind: SenderKind; address: string }> = {
+  1: { kind: 'known', address: 'r1@example.org' },
+  2: { kind: 'unknown', address: 'm2.sender@newco.example' },
+  3: { kind: 'ambiguous', address: 'desk@shared.example' },
+};
+
+/** A drop folder's record types a message filed from it may be linked to (a person's folder finds the other kind of person too). */
+export const FILED_TYPES: Record<DropFolder, readonly string[]> = { VAccounts: ['account'], VContacts: ['contact', 'lead'], VLeads: ['lead', 'contact'] };
+
+export interface ActivityRow {
+  id: string;
+  owner_id: string | null;
+  subject: string;
+  deleted_at: Date | null;
+  internet_message_id: string;
+}
 
 /** Unsynced Outlook properties a user sets; `otherPhones` are business phones beyond the first (the synced one). */
 export const OUTLOOK_UNSYNCED = ['nickName', 'homePhones', 'birthday', 'displayName', 'otherPhones'] as const;
@@ -197,6 +228,130 @@ export class World {
     this.intent.keep(rec, { side: m, itemId: item.id, key, value });
     this.env.emulator.admin.updateContact(MAILBOXES[m], item.id, patch);
     return `Outlook ${m} ${rec.tag}.${key} = ${JSON.stringify(value)}`;
+  }
+
+  // ---- mail (runs with email) ----
+
+  /** The two CRM leads that share M3's sender address, owned by a user outside both mailboxes: neither wins. */
+  async seedMail(): Promise<void> {
+    for (const last of ['Shared1', 'Shared2']) {
+      await sql`insert into crm.leads (owner_id, first_name, last_name, email) values (${this.env.users.outside}, 'Desk', ${last}, ${SENDERS[3].address})`.execute(this.env.db);
+    }
+  }
+
+  message(n: MessageNo): MessageIntent {
+    let msg = this.intent.messages.get(n);
+    if (!msg) {
+      msg = { n, internetMessageId: `<m${n}.model@mail.example>`, sender: { ...SENDERS[n], name: `Mail M${n}` }, copies: [], deletedByUser: false };
+      this.intent.messages.set(n, msg);
+    }
+    return msg;
+  }
+
+  /** A copy of Mn received by mailbox m, dragged into a drop folder by its user (the same message in every copy). */
+  dropMail(m: Mailbox, n: MessageNo, folder: DropFolder): string {
+    const msg = this.message(n);
+    const to = Object.values(MAILBOXES).map((address) => ({ emailAddress: { address, name: address } }));
+    const dropped = this.env.emulator.admin.dropMessage(MAILBOXES[m], folder, {
+      subject: `M${n} from a ${msg.sender.kind} sender`,
+      body: { contentType: 'text', content: `Body of M${n}` },
+      from: { emailAddress: { address: msg.sender.address, name: msg.sender.name } },
+      toRecipients: to,
+      internetMessageId: msg.internetMessageId,
+      receivedDateTime: '2026-01-15T09:30:00Z',
+    });
+    msg.copies.push({ m, id: dropped.id });
+    return `${m} dropped a copy of M${n} (from ${msg.sender.address}) into ${folder}`;
+  }
+
+  /** The user moves a copy of Mn in mailbox m (the first dropped that is elsewhere) to another folder. */
+  moveMail(m: Mailbox, n: MessageNo, to: DropFolder | 'Inbox'): string {
+    const msg = this.message(n);
+    const where = new Map(this.env.emulator.admin.listMessages(MAILBOXES[m]).map((x) => [x.id, x.folder]));
+    const copy = msg.copies.find((c) => c.m === m && where.has(c.id) && where.get(c.id) !== to);
+    if (!copy) return `skipped: no copy of M${n} in ${m} outside ${to}`;
+    const from = where.get(copy.id)!;
+    this.env.emulator.admin.moveMessage(MAILBOXES[m], copy.id, to === 'Inbox' ? 'inbox' : to);
+    return `${m} moved a copy of M${n} from ${from} to ${to}`;
+  }
+
+  /** Every CRM email activity of the message, live or deleted. */
+  async activitiesOf(msg: MessageIntent): Promise<ActivityRow[]> {
+    return (await sql<ActivityRow>`select id::text, owner_id::text, subject, deleted_at, internet_message_id from crm.email_activities
+      where internet_message_id = ${msg.internetMessageId} order by created_at, id`.execute(this.env.db)).rows;
+  }
+
+  private async liveActivity(n: MessageNo): Promise<ActivityRow | undefined> {
+    return (await this.activitiesOf(this.message(n))).find((a) => !a.deleted_at);
+  }
+
+  /** A CRM user edits the subject of Mn's email activity. */
+  async editActivity(n: MessageNo): Promise<string> {
+    const a = await this.liveActivity(n);
+    if (!a) return `skipped: M${n} has no live CRM email activity`;
+    const subject = `M${n} subject edited in the CRM #${this.intent.next()}`;
+    this.message(n).subject = subject;
+    await sql`update crm.email_activities set subject = ${subject} where id = ${a.id}::uuid`.execute(this.env.db);
+    return `CRM subject of M${n}'s activity = ${JSON.stringify(subject)}`;
+  }
+
+  /** A CRM user deletes Mn's email activity (soft delete, as the CRM's screens do). */
+  async deleteActivity(n: MessageNo): Promise<string> {
+    const a = await this.liveActivity(n);
+    if (!a) return `skipped: M${n} has no live CRM email activity`;
+    this.message(n).deletedByUser = true;
+    await sql`update crm.email_activities set deleted_at = now() where id = ${a.id}::uuid`.execute(this.env.db);
+    return `CRM deleted M${n}'s activity`;
+  }
+
+  /** A CRM user deletes a record Mn was filed to: a user's contact through deleteInCrm (the contact model follows). */
+  async deleteFiledRecord(n: MessageNo): Promise<string> {
+    const a = await this.liveActivity(n);
+    if (!a) return `skipped: M${n} has no live CRM email activity`;
+    const r = await sql<{ record_type: string; record_id: string; last_name: string | null }>`
+      select l.record_type, l.record_id::text, coalesce(c.last_name, d.last_name, x.name) as last_name from crm.email_links l
+        left join crm.contacts c on l.record_type = 'contact' and c.id = l.record_id and c.deleted_at is null
+        left join crm.leads d on l.record_type = 'lead' and d.id = l.record_id and d.deleted_at is null
+        left join crm.accounts x on l.record_type = 'account' and x.id = l.record_id and x.deleted_at is null
+      where l.email_activity_id = ${a.id}::uuid and coalesce(c.id, d.id, x.id) is not null
+      order by array_position(array['contact', 'lead', 'account'], l.record_type), l.record_id`.execute(this.env.db);
+    const target = r.rows[0];
+    if (!target) return `skipped: every record M${n} was filed to is deleted`;
+    const rec = target.record_type === 'contact' ? this.intent.byTag(tagOf(target.last_name)) : undefined;
+    if (rec) return `the ${target.record_type} M${n} was filed to: ${await this.deleteInCrm(rec)}`;
+    const table = { contact: sql`crm.contacts`, lead: sql`crm.leads`, account: sql`crm.accounts` }[target.record_type as 'contact' | 'lead' | 'account'];
+    await sql`update ${table} set deleted_at = now() where id = ${target.record_id}::uuid`.execute(this.env.db);
+    return `CRM deleted the ${target.record_type} ${target.last_name} M${n} was filed to`;
+  }
+
+  /** After a filing attempt of mailbox m: a message whose activity appeared just now was first filed by m. */
+  async observeFiling(m: Mailbox): Promise<void> {
+    for (const msg of this.intent.messages.values()) {
+      if (!msg.firstFiler && (await this.activitiesOf(msg)).length) msg.firstFiler = m;
+    }
+  }
+
+  /** Where the copies of the messages sit now: per mailbox and drop folder, the messages in it. */
+  mailInDropFolders(m: Mailbox): Array<{ folder: DropFolder; n: MessageNo; copy: string }> {
+    const out: Array<{ folder: DropFolder; n: MessageNo; copy: string }> = [];
+    for (const folder of Object.keys(DROP_FOLDERS) as DropFolder[]) {
+      let items;
+      try {
+        items = this.env.emulator.admin.listMessages(MAILBOXES[m], folder);
+      } catch {
+        continue; // not created yet
+      }
+      for (const item of items) {
+        const msg = [...this.intent.messages.values()].find((x) => x.internetMessageId === item.internetMessageId);
+        if (msg) out.push({ folder, n: msg.n, copy: item.id });
+      }
+    }
+    return out;
+  }
+
+  /** Time passes: every drop folder's periodic id re-scan is due at the next cycle (the backstop behind delta). */
+  async rescanDue(): Promise<void> {
+    await sql`update sync.mail_folder set rescanned_at = null`.execute(this.env.db);
   }
 
   /** An unsynced Outlook property as the model keeps it. */
