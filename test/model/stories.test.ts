@@ -371,3 +371,21 @@ test('9b. a message moved VContacts→Inbox→VContacts between two steps is fil
   const listed = await sql<{ reason: string }>`select reason from sync.email_unresolved where internet_message_id = ${w.message(3).internetMessageId}`.execute(env.db);
   assert.match(listed.rows[0]?.reason ?? '', /2 leads share the address/, 'M3 listed: ambiguous, never guessed');
 });
+
+test('9c. a drop folder\'s round cut short by the batch size is read again: what it left is filed by the next cycle, not left to the re-scan', async () => {
+  // The delta link of a round is saved only once every message it named is filed or listed; saving it earlier
+  // would leave the rest unseen until the periodic re-scan (hours later).
+  const run = await story({ batchSize: 1, email: true });
+  const w = run.world;
+  await w.seedMail();
+  await w.createInCrm('A'); // R1, M1's sender
+  await settled(run, 30);
+  w.dropMail('A', 1, 'VContacts');
+  w.dropMail('A', 2, 'VContacts');
+  await waitForCrmFeed(env.db);
+  const first = await run.drivers.A.finishCycle();
+  assert.deepEqual([first.summary.email?.filed, first.workRemaining], [1, true], 'the limit of one filed one message and left work for the next cycle');
+  await settled(run, 30);
+  for (const n of [1, 2] as const) assert.equal((await w.activitiesOf(w.message(n))).length, 1, `M${n} filed once, before any re-scan`);
+  assert.deepEqual(await run.check(), [], 'the invariants hold, before and after the re-scan');
+});
