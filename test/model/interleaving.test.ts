@@ -3,7 +3,8 @@
  * the cycle. It is fast-check model-based testing over the real activities, PostgreSQL and the HTTPS Graph
  * emulator: fc.commands draws sequences of commands (commands.ts: workflow steps, plain, with the answer lost or
  * with Graph faults; pauses and resumes; batch-size changes; user actions on both sides of one or two mailboxes
- * that share contacts), each an fc.AsyncCommand whose check(model) says whether it applies; fc.asyncModelRun plays
+ * that share contacts; in one run in four, mail dropped into the drop folders, moved, and its CRM activity edited
+ * or deleted), each an fc.AsyncCommand whose check(model) says whether it applies; fc.asyncModelRun plays
  * them (scenario.ts) after a setup that resets the environment and syncs the initial records; the run then
  * settles and is checked against the users' intent (invariants.ts). fast-check shrinks a failure (fewer and
  * simpler commands, one mailbox instead of two, fewer initial records) and prints it as a user would say it.
