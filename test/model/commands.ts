@@ -86,7 +86,10 @@ export interface ScenarioSettings {
    * upcoming, one past): under the default event.invitations no step, fault or user action may mail anyone.
    */
   meetings?: boolean;
-  /** Dropped mail is filed (email.enabled): the mail commands apply, and the email invariants are checked. */
+  /**
+   * Dropped mail is filed (email.enabled): the mail commands apply, and the email invariants are checked. The run
+   * starts with M1 dropped into A's VContacts and filed, so that CRM users can act on its activity at any step.
+   */
   email?: boolean;
 }
 
@@ -96,7 +99,7 @@ export interface Scenario extends ScenarioSettings {
 }
 
 export function scenarioText(s: Scenario): string {
-  return [`mailboxes ${s.mailboxes.join('+')}, batch size ${s.batchSize}, synced first: ${s.initial.map(sideName).join(', ') || 'nothing'}${s.meetings ? ', with meetings' : ''}${s.email ? ', with email' : ''}`, ...s.commands.map((c, i) => `  ${i + 1}. ${commandText(c)}`)].join('\n');
+  return [`mailboxes ${s.mailboxes.join('+')}, batch size ${s.batchSize}, synced first: ${s.initial.map(sideName).join(', ') || 'nothing'}${s.meetings ? ', with meetings' : ''}${s.email ? ", with email (M1 dropped into A's VContacts and filed first)" : ''}`, ...s.commands.map((c, i) => `  ${i + 1}. ${commandText(c)}`)].join('\n');
 }
 
 /**
@@ -115,7 +118,8 @@ export interface Model {
 }
 
 export function initialModel(s: ScenarioSettings): Model {
-  return { mailboxes: s.mailboxes, meetings: !!s.meetings, email: !!s.email, records: s.initial.length, paused: new Set(), dropped: new Set() };
+  // A run with email starts with M1 dropped by A and filed (scenario.ts setup).
+  return { mailboxes: s.mailboxes, meetings: !!s.meetings, email: !!s.email, records: s.initial.length, paused: new Set(), dropped: new Set(s.email ? ['A:1'] : []) };
 }
 
 /** The system under test as the commands see it: scenario.ts ModelRun (real activities, PostgreSQL, emulator). */

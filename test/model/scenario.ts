@@ -6,7 +6,8 @@
  * and the invariants are checked. Returns the violations and a trace of what happened, for the failure report.
  * The same path plays a fixed list of commands.
  *
- * A run with email is checked twice: once quiet, on what delta alone must have filed (invariants.ts checkEmail,
+ * A run with email starts with M1 filed (dropped by A into VContacts after the initial records are synced), and is
+ * checked twice: once quiet, on what delta alone must have filed (invariants.ts checkEmail,
  * 'delta'), then after time passes so that every drop folder's periodic id re-scan is due and the run is quiet
  * again, on everything.
  */
@@ -153,11 +154,12 @@ export class ModelRun implements Real {
     return action === 'edit' ? w.editActivity(n) : action === 'delete' ? w.deleteActivity(n) : w.deleteFiledRecord(n);
   }
 
-  async settle(until: 'quiet' | 'linked' = 'quiet'): Promise<{ violations: Violation[] }> {
+  /** `until`: quiescence, every record linked (a run's first state), or the first round after which a condition holds. */
+  async settle(until: 'quiet' | 'linked' | (() => Promise<boolean>) = 'quiet'): Promise<{ violations: Violation[] }> {
     // Each dropped copy may take a cycle of its own (the batch size is the filing limit too), and its records one more.
     const copies = [...this.world.intent.messages.values()].reduce((k, msg) => k + msg.copies.length, 0);
     const bound = roundBound(this.world.intent.records.length * this.mailboxes.length + 2 * copies, this.env.settings.batchSize);
-    const s = await settle(this.env, this.mailboxes.map((m) => this.drivers[m]), bound, until === 'quiet' ? 'quiet' : () => this.linked());
+    const s = await settle(this.env, this.mailboxes.map((m) => this.drivers[m]), bound, until === 'quiet' ? 'quiet' : until === 'linked' ? () => this.linked() : until);
     for (const c of s.cycles) this.trace.push(`  settle ${c.mailbox}: ${c.resumed ? 'resumed, ' : ''}${c.outcome}${c.workRemaining ? ', work remaining' : ''}, ${c.operations.length} op(s)${c.operations.length ? `: ${c.operations.join(' | ')}` : ''}${c.email ? `; ${c.email}` : ''}`);
     return s;
   }
@@ -231,6 +233,14 @@ export async function runScenario(
     for (const side of s.initial) await run.apply({ t: 'create', side });
     const first = await run.settle('linked');
     if (keep(first.violations).length) throw new InitialSyncFailed(first.violations);
+    if (s.email) {
+      // A message filed before the commands start (as R1, its sender, is synced): CRM users can edit or delete its
+      // activity at any step, while other copies of it are dropped, moved and filed.
+      const w = run.world;
+      run.trace.push(w.dropMail('A', 1, 'VContacts'));
+      const filed = await run.settle(async () => (await w.activitiesOf(w.message(1))).length > 0);
+      if (keep(filed.violations).length) throw new InitialSyncFailed(filed.violations);
+    }
     await env.setBatchSize(s.batchSize);
     run.trace.push('-- commands --');
     run.world.intent.commandsFrom = run.world.intent.next();
