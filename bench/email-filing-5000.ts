@@ -43,6 +43,8 @@ import { startGraphEmulator } from '../src/emulator';
 import { DEFAULT_ACTIVITY_SETTINGS } from '../src/worker/worker';
 import { freshDatabase } from '../test/helpers/database';
 import { connect } from '../test/helpers/emulator-client';
+import { arg, countStatements } from './kit';
+import { prng } from '../src/util/prng';
 
 const UPN = 'filer@contoso.com';
 const MiB = 1024 * 1024;
@@ -52,10 +54,6 @@ const UPLOAD_WINDOW_MS = 5 * 60_000;
 const UPLOAD_BUDGET = 150 * MiB;
 const POLICY_LIMIT = 10 * MiB; // the policy's default attachments.maxBytes
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
 const N = arg('messages', 5000);
 const BATCH = arg('batch', 500);
 const LATENCY = arg('latency-ms', 20);
@@ -63,24 +61,9 @@ const JITTER = arg('jitter-ms', 20);
 const SEED = arg('seed', 1);
 
 /** SQL statements sent by this process, counted at the pg client. */
-let statements = 0;
-const query = pg.Client.prototype.query as (...a: unknown[]) => unknown;
-pg.Client.prototype.query = function counted(this: pg.Client, ...a: unknown[]) {
-  statements++;
-  return query.apply(this, a);
-} as typeof pg.Client.prototype.query;
+const statements = countStatements();
 
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rnd = mulberry32(SEED);
+const rnd = prng(SEED);
 const pick = (n: number) => Math.floor(rnd() * n);
 const secs = (ms: number) => (ms / 1000).toFixed(1);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -251,7 +234,7 @@ async function main(): Promise<void> {
     const sampler = setInterval(sample, 100);
 
     const ops0 = emulator.requestCount(UPN);
-    const sql0 = statements;
+    const sql0 = statements();
     const t0 = Date.now();
     sample();
     let cycles = 0;
@@ -273,7 +256,7 @@ async function main(): Promise<void> {
     sample();
     const wall = Date.now() - t0;
     const ops = emulator.requestCount(UPN) - ops0;
-    const sqlN = statements - sql0;
+    const sqlN = statements() - sql0;
     clearInterval(sampler);
     const throttled = emulator.throttledCount(UPN);
     const busiest = busiestWindow(samples, WINDOW_MS);

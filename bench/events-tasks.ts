@@ -15,6 +15,7 @@ import { sql } from 'kysely';
 import { addDays } from '../src/domain/timezone';
 import type { TypeSummary } from '../src/domain/status';
 import { startStack, type Stack } from '../test/helpers/stack';
+import { arg } from './kit';
 
 const EVENTS = 2000;
 const SERIES = 200;
@@ -26,10 +27,6 @@ const ZONES = [
 const CRM_STATUSES = ['Open', 'In Process', 'Completed', 'Canceled', 'Pending Approval', 'Approved'];
 const TODO_STATUSES = ['notStarted', 'inProgress', 'completed', 'waitingOnOthers'];
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
 
 const today = new Date().toISOString().slice(0, 10);
 const day = (n: number) => addDays(today, n);

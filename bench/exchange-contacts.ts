@@ -24,13 +24,10 @@ import { sql } from 'kysely';
 import { configureMailboxLimits, mailboxLimits } from '../src/activities/exchange/gate';
 import type { TypeSummary } from '../src/domain/status';
 import { startStack, type Stack } from '../test/helpers/stack';
+import { arg, countStatements } from './kit';
 
 const UPN = 'bench@contoso.com';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-}
 const scenario = process.argv[2] === 'steady' ? 'steady' : 'initial';
 const CONTACTS = arg('contacts', 10_000);
 const WINDOW_S = arg('window-s', 60);
@@ -39,13 +36,8 @@ const LATENCY = arg('latency-ms', 20);
 const JITTER = arg('jitter-ms', 20);
 const BATCH = arg('batch', 500);
 
-/** SQL statements sent by this process (the worker runs in it), counted at the pg client. */
-let statements = 0;
-const query = pg.Client.prototype.query as (...a: unknown[]) => unknown;
-pg.Client.prototype.query = function counted(this: pg.Client, ...a: unknown[]) {
-  statements++;
-  return query.apply(this, a);
-} as typeof pg.Client.prototype.query;
+/** SQL statements sent by this process, counted at the pg client. */
+const statements = countStatements();
 
 const secs = (ms: number) => (ms / 1000).toFixed(1);
 
@@ -156,9 +148,9 @@ async function steady(): Promise<void> {
     const idle: Array<{ ms: number; ops: number; sql: number }> = [];
     for (let i = 0; i < 3; i++) {
       const ops0 = s.emulator.requestCount(UPN);
-      const sql0 = statements;
+      const sql0 = statements();
       const c = await cycleOnce(s);
-      idle.push({ ms: c.ms, ops: s.emulator.requestCount(UPN) - ops0, sql: statements - sql0 });
+      idle.push({ ms: c.ms, ops: s.emulator.requestCount(UPN) - ops0, sql: statements() - sql0 });
       if (moved(c.t)) throw new Error(`the idle cycle had work: ${JSON.stringify(c.t)}`);
     }
     const recent = s.emulator.recentRequests().slice(-idle[2].ops);
@@ -171,7 +163,7 @@ async function steady(): Promise<void> {
     await sql`update crm.contacts set job_title = 'Changed in CRM' where owner_id = ${owner} and email = any(${crmSide.map((i) => `c${i}@example.org`)}::text[])`.execute(s.db);
     for (const i of exSide) s.emulator.admin.updateContact(UPN, byEmail.get(`c${i}@example.org`)!.id, { jobTitle: 'Changed in Outlook', department: 'Field' });
     const ops0 = s.emulator.requestCount(UPN);
-    const sql0 = statements;
+    const sql0 = statements();
     const t1 = Date.now();
     const cycles = await untilIdle(s, 'changes');
     const changeMs = Date.now() - t1;
@@ -185,7 +177,7 @@ async function steady(): Promise<void> {
     console.log('\nRESULT steady');
     console.log(`  idle cycle, ${CONTACTS} synced contacts (3 runs): Graph operations ${idle.map((x) => x.ops).join(', ')}; SQL statements ${idle.map((x) => x.sql).join(', ')}; wall ${idle.map((x) => secs(x.ms)).join(', ')} s`);
     console.log(`    the operations: ${recent.map((r) => r.replace(/\?.*/, '?…')).join(' | ')}`);
-    console.log(`  200 changes per side, 20 conflicting pairs: ${secs(changeMs)} s over ${cycles.length} cycles (the last one idle); ${changeOps} Graph operations; ${statements - sql0} SQL statements; conflicts ${conflicts}; contacts disagreeing afterwards: ${disagree}`);
+    console.log(`  200 changes per side, 20 conflicting pairs: ${secs(changeMs)} s over ${cycles.length} cycles (the last one idle); ${changeOps} Graph operations; ${statements() - sql0} SQL statements; conflicts ${conflicts}; contacts disagreeing afterwards: ${disagree}`);
     console.log(`  per cycle: ${cycles.map((c) => `${secs(c.ms)} s ex+${c.t.exchange.created}~${c.t.exchange.updated} crm~${c.t.crm.updated} pulled ${c.t.pulled.exchange}/${c.t.pulled.crm}`).join('; ')}`);
   } finally {
     await s.teardown();

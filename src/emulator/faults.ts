@@ -1,4 +1,5 @@
 /** Injected transient faults, per mailbox, consumed by the requests they match. */
+import { prng } from '../util/prng';
 
 export interface FaultSpec {
   status: number;
@@ -30,17 +31,6 @@ interface ArmedFault extends FaultSpec {
   regex?: RegExp;
 }
 
-/** mulberry32: a tiny seeded PRNG, so fault sequences are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class Faults {
   private byMailbox = new Map<string, ArmedFault[]>();

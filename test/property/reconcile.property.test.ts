@@ -58,6 +58,7 @@ import {
   type SideChange,
   type WriteKind,
 } from '../../src/domain/reconcile';
+import { prng } from '../../src/util/prng';
 
 // ---- the model ---------------------------------------------------------------------------------------------
 
@@ -111,17 +112,6 @@ type Op = Operation<ContactRecord>;
 const stats: Record<string, number> = {};
 const count = (k: string, n = 1) => void (stats[k] = (stats[k] ?? 0) + n);
 
-/** Small deterministic PRNG (mulberry32) for the failure pattern of a run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Model {
   readonly crm: SideState;
