@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { counterpartOf, createdRecordId, exclusionReason, exclusionsOf, filingSyncId } from '../../src/domain/email-filing';
 import { BUILTIN_POLICY, parsePolicy } from '../../src/domain/policy';
+import { ConfigError, loadEnv } from '../../src/config';
 
 const ME = 'anna@contoso.com';
 const ex = (over: Partial<Parameters<typeof exclusionsOf>[0]> = {}) => exclusionsOf({ mailboxAddress: ME, ownDomain: true, addresses: [], domains: [], ...over });
@@ -86,5 +87,23 @@ describe('policy: the email section', () => {
     const ok = parsePolicy({ email: { enabled: true, dropFolders: { account: null }, attachments: { maxBytes: null } } });
     assert.ok(ok.ok);
     assert.equal(ok.value.email.dropFolders.account, null);
+  });
+});
+
+describe('configuration: CXSYNC_MAIL_RESCAN_SECONDS', () => {
+  const problems = (env: Record<string, string>): string[] => {
+    try {
+      loadEnv(env);
+      return [];
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+  };
+  it('defaults to 6 hours and takes 60 s to 7 days, naming the variable and the range otherwise', () => {
+    assert.equal(loadEnv({}).CXSYNC_MAIL_RESCAN_SECONDS, 21600);
+    assert.equal(loadEnv({ CXSYNC_MAIL_RESCAN_SECONDS: '60' }).CXSYNC_MAIL_RESCAN_SECONDS, 60);
+    assert.match(problems({ CXSYNC_MAIL_RESCAN_SECONDS: '10' })[0], /^CXSYNC_MAIL_RESCAN_SECONDS must be at least 60 seconds/);
+    assert.match(problems({ CXSYNC_MAIL_RESCAN_SECONDS: 'hourly' })[0], /^CXSYNC_MAIL_RESCAN_SECONDS must be a number of seconds from 60 to 604800 \(default 21600\)/);
   });
 });
