@@ -344,6 +344,16 @@ describe('PostgreSQL and Temporal restarted mid-cycle', () => {
       .map((e) => e.activityTaskStartedEventAttributes)
       .filter((a) => a && (a.attempt ?? 1) >= 2)
       .map((a) => ({ step: scheduled.get(String(a!.scheduledEventId)), timedOut: !!a!.lastFailure?.timeoutFailureInfo }));
-    assert.ok(retried.some((r) => r.step === 'applyBatch' && r.timedOut), `applyBatch retried after a timeout: ${JSON.stringify(retried)}`);
+    // Or, on a loaded machine, the worker was still reporting that step's completion when the server came back,
+    // and it was delivered then: recorded after the outage, on its first attempt. Either way nothing was lost or
+    // done twice (assertHealed above); what must not happen is a step that neither completed nor ran again.
+    const at = (e: (typeof history.events & object)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+    const events = history.events ?? [];
+    const interrupted = events.filter((e) => e.activityTaskStartedEventAttributes && scheduled.get(String(e.activityTaskStartedEventAttributes.scheduledEventId)) === 'applyBatch' && at(e) < outageStart).at(-1);
+    const deliveredLate = events.some((e) => e.activityTaskCompletedEventAttributes && String(e.activityTaskCompletedEventAttributes.startedEventId) === String(interrupted?.eventId) && at(e) >= outageStart + TEMPORAL_OUTAGE_MS);
+    assert.ok(
+      retried.some((r) => r.step === 'applyBatch' && r.timedOut) || deliveredLate,
+      `applyBatch retried after a timeout, or its completion delivered after the restart: ${JSON.stringify(retried)}`,
+    );
   });
 });
