@@ -223,6 +223,26 @@ test('4b. the 2nd and 3rd Outlook email reach crm.contacts.email2 and email3', a
   assert.deepEqual((w.outlookCopy('A', r1)!.emailAddresses as Array<{ address: string }>).map((e) => e.address), [row.email, 'r1.home@example.org', 'r1.other@example.org']);
 });
 
+test('4c. a CRM user adds a second email while the Outlook user removes the only one: both edits stand, the new address moves up', async () => {
+  // Each edit alone leaves no gap in the email slots; merged field by field they would (email empty, email2
+  // set), and Outlook's slots have none, so the sync moves the new address up on both sides. Nothing is lost:
+  // the removed address is gone and the added one is kept, with no conflict.
+  const run = await story();
+  const w = run.world;
+  const r1 = await w.createInCrm('A');
+  await settled(run);
+  const [before] = await crmByTag(r1.tag);
+  assert.ok(before.email, 'the contact starts with one email');
+  await w.editCrm(r1, 'email2', 'r1.added@example.org');
+  w.editOutlook('A', r1, 'email', null);
+  await settled(run);
+  const [row] = await crmByTag(r1.tag);
+  assert.deepEqual([row.email, row.email2, row.email3], ['r1.added@example.org', null, null]);
+  assert.deepEqual((w.outlookCopy('A', r1)!.emailAddresses as Array<{ address: string }>).map((e) => e.address), ['r1.added@example.org']);
+  const conflicts = await sql`select 1 from sync.conflict where mailbox_id = ${A}`.execute(env.db);
+  assert.equal(conflicts.rows.length, 0, 'no conflict: the two edits were of different slots');
+});
+
 test('5. merge by email when the first Exchange round is longer than the batch size: six per side, all linked', async () => {
   // Both sides hold the same six people before the first sync; the first round takes three cycles of two.
   const run = await story({ batchSize: 2 });

@@ -65,7 +65,7 @@ export const OUTLOOK_UNSYNCED = ['nickName', 'homePhones', 'birthday', 'displayN
 export type OutlookUnsynced = (typeof OUTLOOK_UNSYNCED)[number];
 
 const ADDRESS: Record<string, string> = { street: 'street', city: 'city', state: 'state', postalCode: 'postalCode', country: 'countryOrRegion' };
-const EMAIL_SLOT: Record<string, number> = { email: 0, email2: 1, email3: 2 };
+export const EMAIL_SLOT: Record<string, number> = { email: 0, email2: 1, email3: 2 };
 
 export class World {
   readonly intent = new Intent();
