@@ -30,15 +30,8 @@ import pg from 'pg';
 import { sql } from 'kysely';
 import { ApplicationFailure } from '@temporalio/common';
 import { createMailboxActivities } from '../src/activities/mailbox-activities';
-import { ContactsApi } from '../src/activities/exchange/contacts-api';
-import { EventsApi } from '../src/activities/exchange/events-api';
-import { TodoApi } from '../src/activities/exchange/todo-api';
-import { MailApi } from '../src/activities/exchange/mail-api';
+import { graphAdapters } from '../src/activities/graph-adapters';
 import { configureMailboxLimits, OUTLOOK_LIMITS } from '../src/activities/exchange/gate';
-import { contactsAdapter } from '../src/activities/record-types/contacts';
-import { eventsAdapter } from '../src/activities/record-types/events';
-import { tasksAdapter } from '../src/activities/record-types/tasks';
-import type { RecordTypeAdapter } from '../src/activities/record-types/adapter';
 import { startGraphEmulator } from '../src/emulator';
 import { DEFAULT_ACTIVITY_SETTINGS } from '../src/worker/worker';
 import { freshDatabase } from '../test/helpers/database';
@@ -127,16 +120,7 @@ async function main(): Promise<void> {
     emulator.admin.ensureMailbox(UPN, 'Filer');
     const settings = emulator.admin.getMailSettings(UPN);
     const graph = connect(emulator);
-    const acts = createMailboxActivities({
-      db,
-      adapters: {
-        contact: contactsAdapter(db, new ContactsApi(graph.client, 100)) as RecordTypeAdapter<unknown>,
-        event: eventsAdapter(db, new EventsApi(graph.client, 100)) as RecordTypeAdapter<unknown>,
-        task: tasksAdapter(db, new TodoApi(graph.client, 100)) as RecordTypeAdapter<unknown>,
-      },
-      mail: new MailApi(graph.client, 100), // as src/worker/worker.ts makes it
-      settings: DEFAULT_ACTIVITY_SETTINGS,
-    });
+    const acts = createMailboxActivities({ db, ...graphAdapters(db, graph.client), settings: DEFAULT_ACTIVITY_SETTINGS });
 
     let retries = 0;
     const cycle = async (limit: number) => {

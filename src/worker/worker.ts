@@ -3,13 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createMailboxActivities, type ActivitySettings } from '../activities/mailbox-activities';
-import { ContactsApi } from '../activities/exchange/contacts-api';
-import { contactsAdapter } from '../activities/record-types/contacts';
-import { EventsApi } from '../activities/exchange/events-api';
-import { MailApi } from '../activities/exchange/mail-api';
-import { TodoApi } from '../activities/exchange/todo-api';
-import { eventsAdapter } from '../activities/record-types/events';
-import { tasksAdapter } from '../activities/record-types/tasks';
+import { graphAdapters } from '../activities/graph-adapters';
 import { graphConnection } from '../activities/exchange/graph-client';
 import type { GraphSettings } from '../config';
 import type { Db } from '../db/connection';
@@ -61,12 +55,7 @@ export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; c
   observeDatabase(p.db);
   const activities = createMailboxActivities({
     db: p.db,
-    adapters: {
-      contact: contactsAdapter(p.db, new ContactsApi(graph.client, p.pageSize ?? 100)),
-      event: eventsAdapter(p.db, new EventsApi(graph.client, p.pageSize ?? 100)),
-      task: tasksAdapter(p.db, new TodoApi(graph.client, p.pageSize ?? 100)),
-    },
-    mail: new MailApi(graph.client, p.pageSize ?? 100),
+    ...graphAdapters(p.db, graph.client, { pageSize: p.pageSize }),
     settings: { ...DEFAULT_ACTIVITY_SETTINGS, ...p.settings },
   });
   const worker = await Worker.create({

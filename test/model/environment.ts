@@ -9,17 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { createMailboxActivities } from '../../src/activities/mailbox-activities';
-import { ContactsApi } from '../../src/activities/exchange/contacts-api';
-import { EventsApi } from '../../src/activities/exchange/events-api';
-import { TodoApi } from '../../src/activities/exchange/todo-api';
-import { MailApi } from '../../src/activities/exchange/mail-api';
+import { graphAdapters } from '../../src/activities/graph-adapters';
 import { forgetMasterCategories } from '../../src/activities/exchange/categories';
 import { configureMailboxLimits } from '../../src/activities/exchange/gate';
 import { graphConnection } from '../../src/activities/exchange/graph-client';
-import { contactsAdapter } from '../../src/activities/record-types/contacts';
-import { eventsAdapter } from '../../src/activities/record-types/events';
-import { tasksAdapter } from '../../src/activities/record-types/tasks';
-import type { RecordTypeAdapter } from '../../src/activities/record-types/adapter';
 import { openDb, type Db } from '../../src/db/connection';
 import { startGraphEmulator, type GraphEmulator } from '../../src/emulator';
 import type { MailboxActivities } from '../../src/workflows/activities-contract';
@@ -146,16 +139,7 @@ export async function startModelEnv(): Promise<ModelEnv> {
   await sql`select set_config('synchronous_commit', 'off', false)`.execute(db);
   const emulator = await startGraphEmulator({ port: 0 });
   const graph = graphConnection(emulatorGraphSettings(emulator), emulator.caCertPem);
-  const acts = createMailboxActivities({
-    db,
-    adapters: {
-      contact: contactsAdapter(db, new ContactsApi(graph.client, 100)) as RecordTypeAdapter<unknown>,
-      event: eventsAdapter(db, new EventsApi(graph.client, 100)) as RecordTypeAdapter<unknown>,
-      task: tasksAdapter(db, new TodoApi(graph.client, 100)) as RecordTypeAdapter<unknown>,
-    },
-    mail: new MailApi(graph.client, 100),
-    settings: DEFAULT_ACTIVITY_SETTINGS,
-  });
+  const acts = createMailboxActivities({ db, ...graphAdapters(db, graph.client), settings: DEFAULT_ACTIVITY_SETTINGS });
   const user = async (email: string, workgroup: string) =>
     (await sql<{ id: string }>`insert into crm.users (email, display_name, workgroup) values (${email}, ${email}, ${workgroup}) returning id`.execute(db)).rows[0].id;
   const users = { A: await user(MAILBOXES.A, 'model'), B: await user(MAILBOXES.B, 'model'), outside: await user(OUTSIDER, 'elsewhere') };
