@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import type { Stack } from './stack';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -13,9 +14,21 @@ export function cxsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: 
   });
 }
 
-/** What a CLI process needs to reach a test stack's Graph emulator (as npm start's emulator is reached). */
-export function emulatorEnv(emu: { origin: string }, caFile: string): NodeJS.ProcessEnv {
-  return { CXSYNC_EMULATOR_PORT: new URL(emu.origin).port, GRAPH_CA_FILE: caFile };
+/**
+ * What a cxsync process needs to run against a test stack: its database, Temporal and task queue, and its Graph
+ * emulator (reached as npm start's is). It serves no metrics: the worker and npm start use fixed ports by default,
+ * and another test file running alongside may hold them.
+ */
+export function stackEnv(s: Pick<Stack, 'dbUrl' | 'temporalAddress' | 'taskQueue' | 'emulator' | 'caFile'>): NodeJS.ProcessEnv {
+  return {
+    DATABASE_URL: s.dbUrl,
+    TEMPORAL_ADDRESS: s.temporalAddress,
+    TEMPORAL_TASK_QUEUE: s.taskQueue,
+    CXSYNC_EMULATOR_PORT: new URL(s.emulator.origin).port,
+    GRAPH_CA_FILE: s.caFile(),
+    CXSYNC_METRICS_ADDRESS: 'off',
+    CXSYNC_TEMPORAL_METRICS_ADDRESS: 'off',
+  };
 }
 
 /** The single line a failing command printed on stderr (never a stack trace). */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cxsync, emulatorEnv, oneLine, ROOT } from '../helpers/cli';
+import { cxsync, stackEnv, oneLine, ROOT } from '../helpers/cli';
 import { eventually, freePort, startStack, type Stack } from '../helpers/stack';
 
 describe('cxsync CLI', () => {
@@ -13,16 +13,7 @@ describe('cxsync CLI', () => {
   before(async () => {
     s = await startStack();
     await s.addUser('erik@contoso.com', 'Erik Berg');
-    // The worker and npm start serve metrics on fixed ports by default; another test file running alongside
-    // (crash-recovery starts a worker process) may hold them, so the commands started here serve none.
-    env = {
-      DATABASE_URL: s.dbUrl,
-      TEMPORAL_ADDRESS: s.temporalAddress,
-      TEMPORAL_TASK_QUEUE: s.taskQueue,
-      CXSYNC_METRICS_ADDRESS: 'off',
-      CXSYNC_TEMPORAL_METRICS_ADDRESS: 'off',
-      ...emulatorEnv(s.emulator, s.caFile()),
-    };
+    env = stackEnv(s);
   });
   after(async () => s?.teardown());
 

@@ -7,27 +7,19 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { sql } from 'kysely';
+import { ROOT, stackEnv } from '../helpers/cli';
 import { eventually, startStack, type Stack } from '../helpers/stack';
 
 const UPN = 'carla@contoso.com';
-const ROOT = path.resolve(__dirname, '..', '..');
 
 function startWorkerProcess(s: Stack): ChildProcess {
-  const port = new URL(s.emulator.origin).port;
   const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'cxsync.js'), 'worker'], {
     cwd: ROOT,
     env: {
       ...process.env,
-      DATABASE_URL: s.dbUrl,
-      TEMPORAL_ADDRESS: s.temporalAddress,
-      TEMPORAL_TASK_QUEUE: s.taskQueue,
-      CXSYNC_EMULATOR_PORT: port,
-      GRAPH_CA_FILE: s.caFile(),
+      ...stackEnv(s),
       CXSYNC_SYNC_INTERVAL_SECONDS: '3600',
       CXSYNC_BATCH_SIZE: '40',
-      // Not the fixed default ports: the CLI test starts workers alongside this file.
-      CXSYNC_METRICS_ADDRESS: 'off',
-      CXSYNC_TEMPORAL_METRICS_ADDRESS: 'off',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { cxsync, emulatorEnv, oneLine } from '../helpers/cli';
+import { cxsync, stackEnv, oneLine } from '../helpers/cli';
 import { eventually, startStack, type Stack } from '../helpers/stack';
 
 const ANNA = 'anna@contoso.com';
@@ -66,15 +66,7 @@ describe('cxsync email (the unresolved list and exclusions)', () => {
     await s.operator.createPolicy('mail', { email: { enabled: true } });
     await s.operator.enroll(ANNA, { policy: 'mail' });
     await eventually(() => s.operator.status(ANNA), (st) => st.cyclesCompleted >= 1, { what: 'first cycle' });
-    env = {
-      DATABASE_URL: s.dbUrl,
-      TEMPORAL_ADDRESS: s.temporalAddress,
-      TEMPORAL_TASK_QUEUE: s.taskQueue,
-      CXSYNC_METRICS_ADDRESS: 'off',
-      CXSYNC_TEMPORAL_METRICS_ADDRESS: 'off',
-      USER: 'ops-test',
-      ...emulatorEnv(s.emulator, s.caFile()),
-    };
+    env = { ...stackEnv(s), USER: 'ops-test' };
   });
   after(async () => s?.teardown());
 

@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { cxsync, emulatorEnv, oneLine } from '../helpers/cli';
+import { cxsync, stackEnv, oneLine } from '../helpers/cli';
 import { connect } from '../helpers/emulator-client';
 import { startStack, type Stack } from '../helpers/stack';
 import { DEFAULT_APP_ROLES } from '../../src/emulator/auth';
@@ -30,7 +30,7 @@ describe('cxsync test-connection', () => {
     // A CRM user whose address has no user in the tenant, and a mailbox no CRM user has.
     await sql`insert into crm.users (email, display_name) values ('ghost@contoso.com', 'Ghost')`.execute(s.db);
     s.emulator.admin.ensureMailbox('nocrm@contoso.com', 'No CRM');
-    env = { DATABASE_URL: s.dbUrl, TEMPORAL_ADDRESS: s.temporalAddress, TEMPORAL_TASK_QUEUE: s.taskQueue, ...emulatorEnv(s.emulator, s.caFile()) };
+    env = stackEnv(s);
   });
   after(async () => s?.teardown());
 
