@@ -18,10 +18,7 @@
  * cycle (filed messages are skipped), so nothing it named is lost.
  */
 import type { MailApi, MailMessage } from './exchange/mail-api';
-import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
-import { MAX_IN_ACTIVITY_WAIT_MS } from './exchange/batch';
 import { toActivityFailure } from './exchange/errors';
-import { gateFor } from './exchange/gate';
 import type { CrmEmailStore, CrmRecordRef } from './crm/crm-store';
 import type { EmailFilingStore, FilingDecision, UnresolvedEntry } from '../db/email-filing-store';
 import { counterpartOf, createdRecordId, exclusionsOf, filingSyncId, FILING_ROLES, REPLY_FOLDERS, type Exclusions, type FiledAs, type FilingRole } from '../domain/email-filing';
@@ -120,7 +117,6 @@ export async function fileDroppedMail(ctx: FilingContext): Promise<FilingResult>
     const now = todo.slice(0, Math.max(0, budget));
     for (let i = 0; i < now.length; i += 20) {
       const chunk = now.slice(i, i + 20);
-      budgetPause(ctx, chunk.length);
       let messages: Map<string, MailMessage | undefined>;
       try {
         messages = await ctx.mail.getMessages(ctx.upn, chunk);
@@ -209,22 +205,6 @@ async function fileReplies(ctx: FilingContext, budget: number, count: (o: Outcom
     await ctx.store.saveRound(ctx.mailboxId, role, round.deltaLink, false);
   }
   return leftOver;
-}
-
-/**
- * Stops the activity, rather than waiting inside it, when the mailbox's Graph request budget (Outlook's 10,000
- * requests per 10 minutes) would hold the next requests longer than MAX_IN_ACTIVITY_WAIT_MS: what is filed is
- * saved, and Temporal retries after the wait, as contacts do (exchange-cycle.ts). Benign: pacing, not a fault.
- */
-function budgetPause(ctx: Pick<FilingContext, 'upn'>, requests: number): void {
-  const wait = gateFor(ctx.upn).estimateWait(requests);
-  if (wait <= MAX_IN_ACTIVITY_WAIT_MS) return;
-  throw ApplicationFailure.create({
-    message: `filing mail of ${ctx.upn}: the mailbox's Graph request budget is spent for ${Math.ceil(wait / 1000)} s; what is filed is saved, the rest follows`,
-    type: 'GraphBudget',
-    nextRetryDelay: wait,
-    category: ApplicationFailureCategory.BENIGN,
-  });
 }
 
 /** The drop folders of the policy, created in the mailbox on first use (or when the policy renames one). */
@@ -406,7 +386,6 @@ export async function copyAttachments(
     if (skipKeys.has(key)) continue;
     const common = { key, name: att.name, contentType: att.contentType, isInline: att.isInline };
     const over = attachmentSkipReason(att.size, limit);
-    if (!over) budgetPause(ctx, 1);
     let got;
     try {
       got = over ? ({ state: 'skipped', reason: over } as const) : await ctx.mail.downloadAttachment(ctx.upn, m.id, att, limit);

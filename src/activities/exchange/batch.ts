@@ -50,11 +50,16 @@ export class BudgetExhausted extends Error {
   }
 }
 
+/** Throws BudgetExhausted when the mailbox's budget would hold `requests` longer than an activity waits. */
+function withinBudget(gate: ReturnType<typeof gateFor>, requests: number): void {
+  const wait = gate.estimateWait(requests);
+  if (wait > MAX_IN_ACTIVITY_WAIT_MS) throw new BudgetExhausted(wait);
+}
+
 /** One plain Graph call, counted against the mailbox's limits; a 429 pauses the mailbox's gate. */
 export async function gated<T>(mailbox: string, fn: () => Promise<T>): Promise<T> {
   const gate = gateFor(mailbox);
-  const wait = gate.estimateWait(1);
-  if (wait > MAX_IN_ACTIVITY_WAIT_MS) throw new BudgetExhausted(wait);
+  withinBudget(gate, 1);
   try {
     return await gate.run({ permits: 1, requests: 1 }, fn);
   } catch (err) {
@@ -64,11 +69,15 @@ export async function gated<T>(mailbox: string, fn: () => Promise<T>): Promise<T
   }
 }
 
-/** Sends up to 20 operations as one $batch; the answers come back in the order of `requests`. */
+/**
+ * Sends up to 20 operations as one $batch; the answers come back in the order of `requests`. Throws
+ * BudgetExhausted, sending nothing, when the mailbox's budget would hold the batch longer than an activity waits.
+ */
 export async function sendBatch(client: Client, mailbox: string, requests: GraphSubRequest[]): Promise<GraphSubResponse[]> {
   if (requests.length === 0) return [];
   if (requests.length > BATCH_LIMIT) throw new Error(`a $batch holds at most ${BATCH_LIMIT} requests, got ${requests.length}`);
   const gate = gateFor(mailbox);
+  withinBudget(gate, requests.length);
   const payload = {
     requests: requests.map((r, i) => ({
       id: String(i + 1),
