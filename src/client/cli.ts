@@ -229,7 +229,7 @@ syncs, folders, CRM user) and prints them; if one fails, nothing is enrolled and
 
   program
     .command('test-connection')
-    .description('check that cxsync can sync a mailbox: token, mailbox, each record type\'s permission, folders, CRM user (writes nothing)')
+    .description('check that cxsync can sync a mailbox: token, mailbox, each record type\'s permission, folders, email, CRM user (writes nothing)')
     .argument('[mailbox]', 'the mailbox to check; without one, only the token is checked')
     .option('--all', 'check every enrolled mailbox')
     .option('--policy <name>', 'check against this policy instead of the mailbox\'s own (as enroll --policy would)')

@@ -20,7 +20,7 @@ import { normaliseMailbox, normalisePolicyName, OperatorError } from './operator
 export type CheckResult = 'ok' | 'failed' | 'skipped';
 
 export interface Check {
-  /** token, crm-user, policy, mailbox, contact, event, task, contact-folder, event-folder, task-folder, categories */
+  /** token, crm-user, policy, mailbox, contact, event, task, contact-folder, event-folder, task-folder, categories, email */
   check: string;
   result: CheckResult;
   /** What was found, or what is wrong. */
@@ -44,6 +44,8 @@ export interface ConnectionReport {
 const NOUN: Record<RecordType, string> = { contact: 'contacts', event: 'calendar', task: 'To Do' };
 const CONTAINER: Record<RecordType, string> = { contact: 'folder', event: 'calendar', task: 'list' };
 export const PERMISSIONS: Record<RecordType, string> = { contact: 'Contacts.ReadWrite', event: 'Calendars.ReadWrite', task: 'Tasks.ReadWrite.All' };
+/** Email filing and email sync (the policy's `email` section) read, move and create messages and mail folders. */
+const MAIL_PERMISSION = 'Mail.ReadWrite';
 
 const enc = encodeURIComponent;
 const q = (s: string) => s.replace(/'/g, "''");
@@ -193,7 +195,25 @@ async function checkMailbox(db: Db, client: Client | undefined, id: string, give
       );
     }
   }
+  if (!gone && policy.email.enabled) checks.push(await emailCheck(client, id));
   return { mailbox: id, checks };
+}
+
+/** Email (filing, and email sync when on) needs the mailbox's mail folders; the Inbox answers for all of them. */
+async function emailCheck(client: Client, id: string): Promise<Check> {
+  try {
+    await client.api(`/users/${enc(id)}/mailFolders/inbox`).select('id').get();
+    return { check: 'email', result: 'ok', detail: `email: the mail folders are readable (filing and email sync need ${MAIL_PERMISSION}; writing not tested)` };
+  } catch (err) {
+    const e = probeError(err);
+    if (e.kind !== 'forbidden') return typeFailure('email', e);
+    return {
+      check: 'email',
+      result: 'failed',
+      detail: `email: ${e.status} ${e.code}: the app may not use this mailbox's mail (the policy files email)`,
+      fix: `grant the Microsoft Graph application permission ${MAIL_PERMISSION} with admin consent, or turn email off in the policy (email.enabled: false)`,
+    };
+  }
 }
 
 interface ProbeError {
@@ -285,9 +305,9 @@ function mailboxFailure(id: string, code: string, status: number): Check {
   };
 }
 
-function typeFailure(t: RecordType | 'categories', e: ProbeError): Check {
-  const noun = t === 'categories' ? t : NOUN[t];
-  if (e.kind === 'forbidden' && t !== 'categories') {
+function typeFailure(t: RecordType | 'categories' | 'email', e: ProbeError): Check {
+  const noun = t === 'categories' || t === 'email' ? t : NOUN[t];
+  if (e.kind === 'forbidden' && t !== 'categories' && t !== 'email') {
     return {
       check: t,
       result: 'failed',
@@ -312,6 +332,7 @@ const LABEL: Record<string, string> = {
   'event-folder': 'calendar',
   'task-folder': 'To Do list',
   categories: 'categories',
+  email: 'email',
 };
 
 function line(c: Check): string {

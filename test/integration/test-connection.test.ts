@@ -100,6 +100,33 @@ describe('cxsync test-connection', () => {
     }
   });
 
+  it('a policy that files email checks the mail: without Mail.ReadWrite the email check fails alone, naming it', async () => {
+    await s.operator.createPolicy('mail-check', { email: { enabled: true } });
+    let r = await cxsync(['test-connection', 'anna@contoso.com', '--policy', 'mail-check'], env);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(lineOf(r.stdout, / email /), /✓ email\s+email: the mail folders are readable \(filing and email sync need Mail\.ReadWrite; writing not tested\)/);
+    // The default policy files no email: no email line.
+    r = await cxsync(['test-connection', 'anna@contoso.com'], env);
+    assert.doesNotMatch(r.stdout, / email /);
+    try {
+      s.emulator.admin.setApplication({ roles: DEFAULT_APP_ROLES.filter((x) => x !== 'Mail.ReadWrite') });
+      r = await cxsync(['test-connection', 'anna@contoso.com', '--policy', 'mail-check'], env);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(
+        lineOf(r.stdout, / email /),
+        /✗ email\s+email: 403 ErrorAccessDenied: the app may not use this mailbox's mail \(the policy files email\) → grant the Microsoft Graph application permission Mail\.ReadWrite with admin consent, or turn email off in the policy \(email\.enabled: false\)/,
+      );
+      for (const label of ['contacts ', 'calendar ', 'To Do ', 'mailbox ']) assert.match(lineOf(r.stdout, new RegExp(`[✓✗-] ${label}`)), /^\s*✓/, label);
+      assert.match(r.stdout, /\n1 check failed\n$/);
+      // enroll runs the same checks: the mailbox is not enrolled with that policy.
+      r = await cxsync(['enroll', 'anna@contoso.com', '--policy', 'mail-check'], env);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /anna@contoso\.com not enrolled/);
+    } finally {
+      s.emulator.admin.setApplication({ roles: DEFAULT_APP_ROLES });
+    }
+  });
+
   it('tells a user missing from the tenant from a mailbox without Exchange Online, and a missing CRM user', async () => {
     let r = await cxsync(['test-connection', 'ghost@contoso.com'], env);
     assert.equal(r.code, 2);
