@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { bodyText } from '../../src/domain/body';
+import { type TypeSummary } from '../../src/domain/status';
 import { addDays } from '../../src/domain/timezone';
 import { JOIN, TEAMS_BODY, TEAMS_TEXT } from '../helpers/bodies';
 import { startStack, type Stack } from '../helpers/stack';
@@ -50,7 +51,7 @@ describe('bodies and locations on the real stack', () => {
     assert.equal(st?.lastCycle?.outcome, 'completed', JSON.stringify(st?.lastCycle));
     return st!.lastCycle!.types;
   };
-  const counts = (t: { exchange: Record<string, number>; crm: Record<string, number> }) =>
+  const counts = (t: TypeSummary) =>
     [t.exchange.created, t.exchange.updated, t.exchange.deleted, t.crm.created, t.crm.updated, t.crm.deleted];
   const quiet = async (why: string) => {
     const q = await sync();

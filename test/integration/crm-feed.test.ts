@@ -12,6 +12,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { PostgresCrmStore, crmContactWrites } from '../../src/activities/crm/postgres-crm';
 import type { Db } from '../../src/db/connection';
+import { toCrmContact } from '../../src/domain/contact';
 import { freshDatabase } from '../helpers/database';
 
 const ANNA = 'anna@contoso.com';
@@ -47,7 +48,7 @@ describe('CRM change feed', () => {
   it("a mailbox's own writes are left out of its feed (echoes) but reach other mailboxes; a retried create is a no-op", async () => {
     const from = await start();
     const mine = randomUUID();
-    const fields = { first_name: 'Echo', last_name: 'Own' };
+    const fields = toCrmContact({ firstName: 'Echo', lastName: 'Own' });
     assert.equal(await db.transaction().execute((tx) => crmContactWrites.create(tx, ANNA, mine, owner, fields)), true);
     assert.equal(await db.transaction().execute((tx) => crmContactWrites.create(tx, ANNA, mine, owner, fields)), false, 'the retry finds its first attempt');
     assert.equal((await sql<{ n: string }>`select count(*)::text as n from crm.contacts where id = ${mine}::uuid`.execute(db)).rows[0].n, '1');

@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { addDays } from '../../src/domain/timezone';
 import type { RecordType } from '../../src/domain/status';
+import type { EmulatorEvent } from '../../src/emulator/calendar';
+import type { EmulatorTask } from '../../src/emulator/todo';
 import { cxsync, oneLine } from '../helpers/cli';
 import { startStack, type Stack } from '../helpers/stack';
 
@@ -18,6 +20,9 @@ const today = new Date().toISOString().slice(0, 10);
 const day = (n: number) => addDays(today, n);
 const TABLE: Record<RecordType, 'contacts' | 'events' | 'tasks'> = { contact: 'contacts', event: 'events', task: 'tasks' };
 const TYPES: RecordType[] = ['contact', 'event', 'task'];
+/** The emulator's events and tasks with the Graph fields these tests read. */
+type OutlookEvent = EmulatorEvent & { subject: string; location?: { displayName?: string } };
+type OutlookTask = EmulatorTask & { title: string; importance: string; body: { content: string } };
 
 describe('CRM restore guard in the sync cycle', () => {
   let s: Stack;
@@ -27,8 +32,8 @@ describe('CRM restore guard in the sync cycle', () => {
   /** The Outlook copies: contacts by surname, events and tasks by subject/title. */
   const outlook = (t: RecordType): string[] => {
     if (t === 'contact') return s.emulator.admin.listContacts(ANNA, 'VContacts').map((c) => String(c.surname)).sort();
-    if (t === 'event') return (s.emulator.admin.listEvents(ANNA, 'VEvents') as Array<{ subject: string }>).map((e) => e.subject).sort();
-    return (s.emulator.admin.listTasks(ANNA, 'VTasks') as Array<{ title: string }>).map((x) => x.title).sort();
+    if (t === 'event') return (s.emulator.admin.listEvents(ANNA, 'VEvents') as OutlookEvent[]).map((e) => e.subject).sort();
+    return (s.emulator.admin.listTasks(ANNA, 'VTasks') as OutlookTask[]).map((x) => x.title).sort();
   };
   const crmCount = async (t: RecordType) =>
     Number((await sql<{ n: string }>`select count(*)::text as n from ${sql.table(`crm.${TABLE[t]}`)} where deleted_at is null`.execute(s.db)).rows[0].n);
@@ -136,8 +141,8 @@ describe('CRM restore guard in the sync cycle', () => {
       assert.equal(await mappings(t), before.outlook[t].length, t);
     }
     assert.equal(s.emulator.admin.listContacts(ANNA, 'VContacts').find((x) => x.surname === 'Weber')?.companyName, 'Fabrikam AG');
-    assert.equal((s.emulator.admin.listEvents(ANNA, 'VEvents') as Array<{ subject: string; location?: { displayName?: string } }>).find((e) => e.subject === 'Kickoff')?.location?.displayName, 'Room 4');
-    assert.equal((s.emulator.admin.listTasks(ANNA, 'VTasks') as Array<{ title: string; importance: string }>).find((x) => x.title === 'Call back')?.importance, 'high');
+    assert.equal((s.emulator.admin.listEvents(ANNA, 'VEvents') as OutlookEvent[]).find((e) => e.subject === 'Kickoff')?.location?.displayName, 'Room 4');
+    assert.equal((s.emulator.admin.listTasks(ANNA, 'VTasks') as OutlookTask[]).find((x) => x.title === 'Call back')?.importance, 'high');
     const log = await logSince(since);
     for (const t of TYPES) {
       const line = log.find((l) => l.record_type === t && l.level === 'warn');
@@ -194,7 +199,7 @@ describe('CRM restore guard in the sync cycle', () => {
     const c = await sync();
     assert.deepEqual(totals(c, 'task'), { exCreated: 0, exDeleted: 0, crmCreated: 0, crmDeleted: 0 });
     assert.equal(c.types.task!.exchange.updated, 1);
-    assert.match((s.emulator.admin.listTasks(ANNA, 'VTasks') as Array<{ title: string; body: { content: string } }>).find((x) => x.title === 'Send offer')?.body.content ?? '', /Prices as agreed/);
+    assert.match((s.emulator.admin.listTasks(ANNA, 'VTasks') as OutlookTask[]).find((x) => x.title === 'Send offer')?.body.content ?? '', /Prices as agreed/);
     assert.deepEqual(outlook('task'), ['Call back', 'Send offer']);
     assert.equal(await crmCount('task'), 2);
     const warn = (await logSince(since, 'task')).filter((l) => l.level === 'warn');

@@ -10,6 +10,8 @@ import { sql } from 'kysely';
 import { demoDroppedMail, dropDemoMail } from '../../src/client/demo';
 import { EmailFilingStore } from '../../src/db/email-filing-store';
 import { configureMailboxLimits, OUTLOOK_LIMITS } from '../../src/activities/exchange/gate';
+import { MailApi } from '../../src/activities/exchange/mail-api';
+import { connect } from '../helpers/emulator-client';
 import { eventually, startStack, type Stack } from '../helpers/stack';
 
 const ANNA = 'anna@contoso.com';
@@ -248,8 +250,6 @@ describe('email filing by drop folder', () => {
     s.emulator.admin.dropMessage(ANNA, 'VContacts', m);
     // As if delta had lost it: the folder's delta link jumps past the drop (a fresh round's link, taken now).
     const row = (await sql<{ folder_id: string }>`select folder_id from sync.mail_folder where mailbox_id = ${ANNA} and role = 'contact'`.execute(s.db)).rows[0];
-    const { MailApi } = await import('../../src/activities/exchange/mail-api');
-    const { connect } = await import('../helpers/emulator-client');
     const round = await new MailApi(connect(s.emulator).client).deltaRound(ANNA, row.folder_id);
     await sql`update sync.mail_folder set delta_link = ${round.deltaLink}, rescanned_at = now() where mailbox_id = ${ANNA} and role = 'contact'`.execute(s.db);
     await cycle(ANNA);

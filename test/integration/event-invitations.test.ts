@@ -17,6 +17,7 @@ import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { bodyText } from '../../src/domain/event';
 import { ATTENDEE_BLOCK_LABEL } from '../../src/domain/invitations';
+import type { TypeSummary } from '../../src/domain/status';
 import type { SentMessage } from '../../src/emulator/meeting-messages';
 import { addDays } from '../../src/domain/timezone';
 import { startStack, type Stack } from '../helpers/stack';
@@ -57,7 +58,8 @@ describe('meeting invitations: nothing sent by surprise, on the real stack', () 
     assert.equal(t.errors, 0, JSON.stringify(t));
     return t;
   };
-  type Counts = { exchange: { created: number; updated: number; deleted: number }; crm: { created: number; updated: number; deleted: number } };
+  /** What a cycle wrote on each side (a TypeSummary is one). */
+  type Counts = Pick<TypeSummary, 'exchange' | 'crm'>;
   /**
    * Cycles until `done` holds (a CRM change reaches the feed once every transaction older than it has ended, and
    * tests of other files share the PostgreSQL cluster): what the cycles wrote, summed.
@@ -237,7 +239,7 @@ describe('meeting invitations: nothing sent by surprise, on the real stack', () 
       attendees: [{ emailAddress: { address: 'lukas@fabrikam.de', name: 'Lukas Weber' }, type: 'required' }],
     });
     s.emulator.admin.clearSentMessages(ANNA);
-    let t = await sync();
+    let t: Counts = await sync();
     assert.equal(t.crm.created, 1, JSON.stringify(t));
     const row = (await sql<{ id: string }>`select id::text from crm.events where subject = 'Planning (from Outlook)'`.execute(s.db)).rows[0];
     assert.deepEqual(await crmAttendees(row.id), [['lukas@fabrikam.de', 'required', 'none']]);

@@ -15,7 +15,7 @@ import { MAILBOX_NEEDS_ATTENTION } from '../../src/domain/status';
 /** The error MSAL raises for an identity platform answer, as captured from the emulator (auth.ts). */
 function msal(error: string, aadsts: string, text: string): ServerError {
   const n = aadsts.slice(6);
-  return new ServerError(error, undefined, `Error(s): ${n} - Timestamp: 2026-01-01 - Description: ${aadsts}: ${text} Trace ID: t Correlation ID: c`, '', Number(n), 401);
+  return new ServerError(error, 'c', `Error(s): ${n} - Timestamp: 2026-01-01 - Description: ${aadsts}: ${text} Trace ID: t Correlation ID: c`, '', n, 401);
 }
 
 describe('classifyCredentialError', () => {
