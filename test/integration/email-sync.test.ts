@@ -10,13 +10,14 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { PostgresCrmEmail } from '../../src/activities/crm/postgres-crm-email';
-import { MailApi } from '../../src/activities/exchange/mail-api';
+import { MailApi, UPLOAD_CHUNK_BYTES } from '../../src/activities/exchange/mail-api';
 import { syncEmailFolder, type EmailSyncContext } from '../../src/activities/email-sync';
 import { EmailFilingStore } from '../../src/db/email-filing-store';
 import { EmailSyncStore } from '../../src/db/email-sync-store';
 import { parsePolicy } from '../../src/domain/policy';
 import { emailSyncId, messageFromActivity } from '../../src/domain/email-sync';
 import { SYNC_ID_PROPERTY } from '../../src/activities/exchange/contacts-api';
+import { mailboxWorkflowId } from '../../src/workflows/mailbox';
 import { connect } from '../helpers/emulator-client';
 import { eventually, startStack, type Stack } from '../helpers/stack';
 
@@ -28,6 +29,27 @@ const MiB = 1024 * 1024;
 // Whole seconds: Graph gives message dates to the second.
 const at = (minutesAgo: number) => new Date(Math.floor((Date.now() - minutesAgo * 60_000) / 1000) * 1000).toISOString();
 const person = (address: string, name: string) => ({ emailAddress: { address, name } });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const decoded = (s: string) => {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+};
+/** Bytes that differ from one offset to the next, so a range sent twice or skipped shows in the content. */
+function pattern(size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed) % 251;
+  return b;
+}
+
+/** An upload session's PUT as the emulator's request log shows it (the pre-authenticated URL is not a /v1.0 request). */
+interface UploadPut {
+  messageId: string;
+  session: string;
+  status: number;
+}
 
 describe('email sync with the CRM Email folder', () => {
   let s: Stack;
@@ -36,6 +58,15 @@ describe('email sync with the CRM Email folder', () => {
   let crm: PostgresCrmEmail;
   let mail: MailApi;
   let n = 0;
+  const uploadPuts: UploadPut[] = [];
+  let onUploadPut: ((put: UploadPut) => void) | undefined;
+  const requestLog = (line: string) => {
+    const m = /^PUT \S*Messages\('([^']+)'\)\/AttachmentSessions\('([^']+)'\)\S* (\d{3}) \d+ms$/.exec(decoded(line));
+    if (!m) return;
+    const put = { messageId: m[1], session: m[2], status: Number(m[3]) };
+    uploadPuts.push(put);
+    onUploadPut?.(put);
+  };
 
   const cycle = (mailbox: string) => s.operator.syncNow(mailbox, { wait: true, timeoutMs: 90_000 });
   const inFolder = (mailbox: string, folder = FOLDER) => s.emulator.admin.listMessages(mailbox, folder);
@@ -75,6 +106,35 @@ describe('email sync with the CRM Email folder', () => {
     return { id: a.id, imid };
   }
 
+  /** The Graph requests for a message's attachments cxsync sent (POST of a file, createUploadSession), from the emulator's count. */
+  const attachmentRequests = (messageId: string) =>
+    s.emulator.recentRequests().filter((r) => r.startsWith('POST ') && decoded(r).includes(`/messages/${messageId}/attachments`));
+  const mapRow = async (activityId: string) =>
+    (await sql<{ complete: boolean; upload: unknown; attachments_done: string[] }>`
+      select complete, upload, attachments_done from sync.email_sync_map where mailbox_id = ${ANNA} and activity_id = ${activityId}::uuid and origin = 'crm'`.execute(s.db)).rows;
+
+  /**
+   * The fileMail attempts Temporal recorded in the mailbox's last runs (each cycle continues as new): for a retried
+   * activity the started event is the attempt that finished, with the failure of the attempt before it.
+   */
+  async function fileMailAttempts(mailbox: string): Promise<Array<{ attempt: number; lastFailure: string | undefined }>> {
+    const out: Array<{ attempt: number; lastFailure: string | undefined }> = [];
+    let runId: string | undefined;
+    for (let i = 0; i < 3; i++) {
+      const history = await s.temporal.client.workflow.getHandle(mailboxWorkflowId(mailbox), runId).fetchHistory();
+      const types = new Map<string, string>();
+      for (const e of history.events ?? []) {
+        const scheduled = e.activityTaskScheduledEventAttributes;
+        if (scheduled) types.set(String(e.eventId), scheduled.activityType?.name ?? '');
+        const started = e.activityTaskStartedEventAttributes;
+        if (started && types.get(String(started.scheduledEventId)) === 'fileMail') out.push({ attempt: started.attempt ?? 1, lastFailure: started.lastFailure?.message ?? undefined });
+      }
+      runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId ?? undefined;
+      if (!runId) break;
+    }
+    return out;
+  }
+
   /** A received message as it arrives from outside. */
   function message(from: { address: string; name: string }, extra: Record<string, unknown> = {}) {
     n++;
@@ -90,7 +150,7 @@ describe('email sync with the CRM Email folder', () => {
   }
 
   before(async () => {
-    s = await startStack({ worker: { intervalSeconds: 3600, mailRescanSeconds: 3600 } });
+    s = await startStack({ emulator: { log: requestLog }, worker: { intervalSeconds: 3600, mailRescanSeconds: 3600 } });
     crm = new PostgresCrmEmail(s.db);
     mail = new MailApi(connect(s.emulator).client);
     anna = await s.addUser(ANNA, 'Anna');
@@ -149,6 +209,118 @@ describe('email sync with the CRM Email folder', () => {
     await cycle(ANNA);
     assert.equal(inFolder(ANNA).filter((x) => x.internetMessageId === a.imid).length, 1);
     assert.equal((await liveActivities(a.imid!)).length, 1);
+  });
+
+  it("an upload session cut short in one attempt (the upload budget's 429) is resumed by the next attempt from the byte where it stopped: one session, each byte taken once", async () => {
+    const a = await crmActivity(anna);
+    const file = pattern(4.5 * MiB + 321, 7); // two ranges of 3.5 MB at most; under the policy's 5 MB
+    await crm.addEmailAttachment({ mailboxId: 'crm-ui', activityId: a.id, attachment: { key: 'resume.bin', name: 'resume.bin', contentType: 'application/octet-stream', content: file } });
+    // A budget of 4 MB: the first range (3.5 MB) is taken, the second refused with 429 and Retry-After, which ends
+    // the attempt (UploadInterrupted; the map row records where the session stopped) and Temporal retries it.
+    const whole = { uploadBudgetBytes: 150 * MiB, uploadWindowMs: 5 * 60_000 };
+    s.emulator.admin.setMailSettings(ANNA, { uploadBudgetBytes: 4 * MiB, uploadWindowMs: 2000 });
+    // Once refused, the budget is whole again: an attempt that started over from byte 0 would then complete as
+    // well (not meet the same 429 for ever), so only the sessions and bytes counted below tell the two apart.
+    onUploadPut = (put) => {
+      if (put.status === 429) s.emulator.admin.setMailSettings(ANNA, whole);
+    };
+    let st;
+    try {
+      await sleep(2100); // earlier uploads leave the window
+      st = await cycle(ANNA);
+    } finally {
+      onUploadPut = undefined;
+      s.emulator.admin.setMailSettings(ANNA, whole);
+    }
+    assert.equal(st?.lastCycle?.outcome, 'completed', JSON.stringify(st?.lastCycle));
+
+    const msgs = inFolder(ANNA).filter((m) => m.internetMessageId === a.imid);
+    assert.equal(msgs.length, 1, 'one message');
+    const m = msgs[0];
+    const puts = uploadPuts.filter((p) => p.messageId === m.id);
+    assert.deepEqual(puts.map((p) => p.status), [200, 429, 201], 'the second range refused, then sent again and taken');
+    // The emulator takes a range of a session only from the session's next expected byte: the PUT after the 429
+    // went to the recorded session, from the recorded offset (3.5 MB). Starting over would open a second session.
+    assert.equal(new Set(puts.map((p) => p.session)).size, 1, `one upload session: ${JSON.stringify(puts)}`);
+    assert.equal(attachmentRequests(m.id).filter((r) => r.includes('/createUploadSession')).length, 1, 'createUploadSession once');
+    // Bytes taken per session: its accepted ranges, in order from byte 0.
+    const taken = [...new Set(puts.map((p) => p.session))]
+      .map((id) => Math.min(file.length, puts.filter((p) => p.session === id && p.status < 300).length * UPLOAD_CHUNK_BYTES))
+      .reduce((x, y) => x + y, 0);
+    assert.equal(taken, file.length, 'each byte taken once');
+    assert.ok(taken < 2 * file.length);
+
+    const atts = await mail.listAttachments(ANNA, m.id);
+    assert.deepEqual(atts.map((x) => [x.name, x.size]), [['resume.bin', file.length]], 'the attachment exactly once');
+    const back = await mail.downloadAttachment(ANNA, m.id, atts[0], null);
+    assert.ok(back.state === 'downloaded' && back.content.equals(file), 'byte-identical');
+    const [row] = await mapRow(a.id);
+    assert.deepEqual([row.complete, row.upload, row.attachments_done.length], [true, null, 1], 'done, the pending upload cleared');
+
+    // The next attempt of the same activity did it: Temporal's record of the cycle's fileMail.
+    const attempts = await fileMailAttempts(ANNA);
+    const retried = attempts.find((x) => x.attempt >= 2 && /attachment/.test(x.lastFailure ?? ''));
+    assert.ok(retried, `fileMail retried after the 429: ${JSON.stringify(attempts)}`);
+    assert.match(retried.lastFailure!, /429/);
+  });
+
+  it("attachments over the mailbox's message size limit (ErrorMessageSizeExceeded, on a POST and on an upload session) or otherwise refused (413) are skipped and logged; the message is created with the others, the cycle completes, nothing is tried again", async () => {
+    const a = await crmActivity(anna);
+    const fits = pattern(4 * KB, 8);
+    const files = [
+      ['refused-413.bin', pattern(8 * KB, 11)], // first, so the fault below meets its POST
+      ['fits.bin', fits],
+      ['post-refused.bin', pattern(2.5 * MiB, 9)], // one POST (under 3 MB)
+      ['upload-refused.bin', pattern(4 * MiB, 10)], // an upload session, its first range refused
+    ] as const;
+    for (const [name, content] of files) {
+      await crm.addEmailAttachment({ mailboxId: 'crm-ui', activityId: a.id, attachment: { key: name, name, contentType: 'application/octet-stream', content } });
+    }
+    // Under the policy's 5 MB, over the mailbox's 2 MB (an administrator's setting; Exchange Online's default is 35 MB).
+    s.emulator.admin.setMailSettings(ANNA, { maxMessageSizeBytes: 2 * MiB });
+    // Refused for another reason than the size limit: MailApi throws, and the sync skips it as a refused item.
+    s.emulator.admin.injectFault(ANNA, { status: 413, count: 1, method: 'POST', pathPattern: '/attachments$', message: 'The request entity is too large.' });
+    try {
+      const st = await cycle(ANNA);
+      assert.equal(st?.lastCycle?.outcome, 'completed', JSON.stringify(st?.lastCycle));
+      const msgs = inFolder(ANNA).filter((m) => m.internetMessageId === a.imid);
+      assert.equal(msgs.length, 1, 'the message is created');
+      const m = msgs[0];
+      const atts = await mail.listAttachments(ANNA, m.id);
+      assert.deepEqual(atts.map((x) => [x.name, x.size]), [['fits.bin', fits.length]], 'only the one that fits');
+      const back = await mail.downloadAttachment(ANNA, m.id, atts[0], null);
+      assert.ok(back.state === 'downloaded' && back.content.equals(fits));
+      assert.deepEqual(uploadPuts.filter((p) => p.messageId === m.id).map((p) => p.status), [400], 'the upload stopped at its first range');
+
+      const reasons: Record<string, RegExp> = {
+        'refused-413.bin': /not added to its message \(placeholder\): Exchange refused it \(413 BadRequest\)/,
+        'post-refused.bin': new RegExp(`not added to its message \\(placeholder\\): ${2.5 * MiB} bytes is over the mailbox's message size limit \\(ErrorMessageSizeExceeded\\)`),
+        'upload-refused.bin': new RegExp(`not added to its message \\(placeholder\\): ${4 * MiB} bytes is over the mailbox's message size limit \\(ErrorMessageSizeExceeded\\)`),
+      };
+      for (const [name, reason] of Object.entries(reasons)) {
+        const warn = await logged(ANNA, `attachment "${name}" of CRM email activity ${a.id}%`);
+        assert.equal(warn.length, 1, `${name} logged`);
+        assert.equal(warn[0].level, 'warn');
+        assert.match(warn[0].message, reason);
+      }
+      const summary = (await sql<{ summary: Record<string, number> }>`select summary from sync.cycle where id = ${st!.lastCycle!.cycleId}`.execute(s.db)).rows[0].summary;
+      assert.equal(summary['email-sync:to-exchange'], 1);
+      assert.equal(summary['email-sync:attachments-skipped'], 3);
+      const [row] = await mapRow(a.id);
+      assert.deepEqual([row.complete, row.upload, row.attachments_done.length], [true, null, files.length], 'every attachment settled, the row complete');
+
+      // Not retried: the next cycle sends nothing for this message's attachments and logs nothing again.
+      const sent = attachmentRequests(m.id).length;
+      assert.equal(sent, 4, 'three POSTs and one createUploadSession');
+      const next = await cycle(ANNA);
+      assert.equal(next?.lastCycle?.outcome, 'completed');
+      assert.equal(attachmentRequests(m.id).length, sent);
+      assert.equal((await logged(ANNA, `attachment "%" of CRM email activity ${a.id} not added%`)).length, 3, 'each logged once');
+      assert.equal(inFolder(ANNA).filter((x) => x.internetMessageId === a.imid).length, 1);
+    } finally {
+      s.emulator.admin.clearFaults(ANNA);
+      s.emulator.admin.setMailSettings(ANNA, { maxMessageSizeBytes: 35 * MiB });
+    }
   });
 
   it('the step run twice (an activity attempt retried) creates one message', async () => {
