@@ -150,6 +150,22 @@ test('2d. two mailboxes restore one deleted contact once: deleted in the CRM whi
   for (const m of ['A', 'B'] as const) assert.equal(run.world.outlookItems(m).filter((c) => tagOf(c.surname) === r1.tag).length, 1, `one Outlook copy in ${m}`);
 });
 
+test('2e. an Outlook delete while a CRM user edits a field and undoes the edit: the delete stands', async () => {
+  // The CRM row changed (its feed shows it) but its synced fields are what the Outlook user saw when deleting:
+  // there is no edit for keep-updated to keep (found by the stress search, seed 600201589).
+  const run = await story();
+  const w = run.world;
+  const r1 = await w.createInCrm('A');
+  await settled(run);
+  const [row] = await crmByTag(r1.tag);
+  w.deleteInOutlook('A', r1);
+  await w.editCrm(r1, 'jobTitle', 'For a moment');
+  await w.editCrm(r1, 'jobTitle', (row.job_title as string | null) ?? null);
+  await settled(run);
+  assert.deepEqual(await crmByTag(r1.tag), [], 'the CRM contact is deleted');
+  assert.equal(outlookByTag(run, r1.tag).length, 0, 'and not restored in Outlook');
+});
+
 test('3. an Outlook edit racing a CRM write in a cycle that carries operations over the batch size: CRM wins at quiescence', async () => {
   // The cycle that meets the 412 also carries writes over the batch size (2 of 5): the re-plan it asks for must
   // survive the carry-over, or the user's Outlook edit wins by default next cycle.
