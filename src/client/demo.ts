@@ -110,16 +110,18 @@ interface DemoMailDeps {
 /**
  * Drops the demo mail into each demo mailbox once (a later `npm start` finds it there and drops nothing), after
  * the mailbox's first cycle created its drop folders, then asks for a cycle to file it. Returns the mailboxes
- * it dropped mail into.
+ * it dropped mail into. `signal` stops it (npm start stopping): it asks Temporal nothing more.
  */
-export async function dropDemoMail(deps: DemoMailDeps, opts: { timeoutMs?: number } = {}): Promise<string[]> {
+export async function dropDemoMail(deps: DemoMailDeps, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<string[]> {
   const dropped: string[] = [];
   const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
   for (const m of DEMO_MAILBOXES) {
     const mail = demoDroppedMail(m.email);
     const present = new Set(deps.admin.listMessages(m.email).map((x) => x.internetMessageId));
     if (mail.every((d) => present.has(d.message.internetMessageId))) continue;
+    if (opts.signal?.aborted) return dropped;
     while ((await deps.cyclesCompleted(m.email)) < 1) {
+      if (opts.signal?.aborted) return dropped;
       if (Date.now() > deadline) throw new Error(`the first cycle of ${m.email} did not complete within ${Math.round((opts.timeoutMs ?? 120_000) / 1000)} s: no demo mail dropped (see npx cxsync status ${m.email})`);
       await new Promise((r) => setTimeout(r, 500));
     }

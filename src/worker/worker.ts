@@ -13,7 +13,7 @@ import { ensureRetentionWorkflow } from './retention';
 import { observeDatabase } from '../activities/metrics';
 import { scrubbingInterceptor } from '../activities/scrub';
 import { dataConverterFor } from '../security/codec';
-import type { PayloadCodec } from '@temporalio/common';
+import type { Duration, PayloadCodec } from '@temporalio/common';
 import type { TemporalConnectionOptions } from '../security/temporal-connection';
 
 export interface WorkerParams {
@@ -29,6 +29,8 @@ export interface WorkerParams {
   retentionDays?: number;
   /** Delta page size requested from Graph. */
   pageSize?: number;
+  /** On shutdown, how long activities in flight get to finish before they are cancelled (default 30 s). */
+  shutdownGraceTime?: Duration;
 }
 
 export const DEFAULT_ACTIVITY_SETTINGS: ActivitySettings = {
@@ -69,7 +71,7 @@ export async function createWorker(p: WorkerParams): Promise<{ worker: Worker; c
     dataConverter: dataConverterFor(p.codec),
     maxConcurrentActivityTaskExecutions: 50,
     // On SIGTERM, activities in flight get this long to finish before they are cancelled and retried elsewhere.
-    shutdownGraceTime: '30 seconds',
+    shutdownGraceTime: p.shutdownGraceTime ?? '30 seconds',
     // Heartbeats carry cancellations to activities: sent at least every 2 s (not 80 % of the 15 s timeout), a
     // pause reaches a running activity within seconds (docs/OPERATIONS.md).
     maxHeartbeatThrottleInterval: '2 seconds',
