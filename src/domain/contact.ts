@@ -56,6 +56,20 @@ function clean(v: unknown): string | undefined {
   return t === '' ? undefined : t;
 }
 
+/**
+ * The email slots without gaps or repeats, in order: what Outlook holds. A field-level merge applies it (two edits
+ * on two sides can leave a gap or a repeat that neither made; stories 4c and 4d in test/model/stories.test.ts).
+ */
+export function closeEmailSlots<T extends { email?: unknown; email2?: unknown; email3?: unknown }>(rec: T): T {
+  const emails = [...new Set([rec.email, rec.email2, rec.email3].filter((e): e is string => typeof e === 'string' && e !== ''))];
+  const out = { ...rec };
+  (['email', 'email2', 'email3'] as const).forEach((f, i) => {
+    if (emails[i] === undefined) delete out[f];
+    else (out as Record<string, unknown>)[f] = emails[i];
+  });
+  return out;
+}
+
 /** Normalises and validates; the one gate every contact passes on its way in from either side. */
 export function validateContact(input: ContactRecord): Result<ContactRecord> {
   const out: ContactRecord = {};

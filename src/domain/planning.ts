@@ -3,7 +3,7 @@
  * field mapper) → the policy's field limits and scope rules → reconcile(). Used by the `plan` activity and by the
  * dry run (`cxsync plan`), so both decide the same way.
  */
-import { CONTACT_EXCHANGE_ONLY, CONTACT_FIELD_LIMITS } from './contact';
+import { closeEmailSlots, CONTACT_EXCHANGE_ONLY, CONTACT_FIELD_LIMITS } from './contact';
 import { EVENT_LIMITS } from './event';
 import { TASK_LIMITS } from './task';
 import { isoInstant, parseWallTime, resolveTimeZone, wallToInstant } from './timezone';
@@ -237,6 +237,7 @@ export function* planCycleSteps<R>(input: CyclePlanInput<R>): Generator<void, Cy
   const crmChanges = yield* toChanges('crm', input.crm);
   const result = yield* reconcileSteps<R>({
     exchangeOnly: EXCHANGE_ONLY_FIELDS[recordType],
+    normalizeMerged: recordType === 'contact' ? closeEmailSlots : undefined,
     exchange: [...exchangeChanges.values()],
     crm: [...crmChanges.values()],
     mappings: input.mappings,

@@ -109,6 +109,12 @@ export interface ReconcileInput<R> {
    * the base so Exchange writes preserve them, never compared with or written to the CRM.
    */
   exchangeOnly?: readonly string[];
+  /**
+   * Makes a field-level merge a record as the record type's validation would (contacts: email slots without
+   * gaps or repeats). Fields merged one by one from two sides can break a rule that spans fields, which each
+   * side alone kept.
+   */
+  normalizeMerged?: (rec: Record<string, unknown>) => Record<string, unknown>;
   exchange: SideChange<R>[];
   crm: SideChange<R>[];
   /** Mapping rows for every id that appears in the changes (others may be included; they are ignored). */
@@ -264,7 +270,7 @@ export function* reconcileSteps<R>(input: ReconcileInput<R>): Generator<void, Re
       }
       // 'confirm': plan it like any other delete.
     }
-    planMapped(m, e, c, policy, out, input.exchangeOnly ?? []);
+    planMapped(m, e, c, policy, out, input.exchangeOnly ?? [], input.normalizeMerged);
   }
 
   // Unmapped items are new to the sync: link them by email, copy them across where the policy allows.
@@ -366,7 +372,7 @@ function mergePair<R>(C: SideChange<R>, E: SideChange<R>, key: string, policy: R
   }
 }
 
-function planMapped<R>(m: MappingState, e: SideChange<R> | undefined, c: SideChange<R> | undefined, policy: ReconcilePolicy, out: Out<R>, exchangeOnly: readonly string[]): void {
+function planMapped<R>(m: MappingState, e: SideChange<R> | undefined, c: SideChange<R> | undefined, policy: ReconcilePolicy, out: Out<R>, exchangeOnly: readonly string[], normalizeMerged?: (rec: Rec) => Rec): void {
   const { ops, conflicts } = out;
   const ids = { crmId: m.crmId, exchangeId: m.exchangeId };
 
@@ -389,7 +395,7 @@ function planMapped<R>(m: MappingState, e: SideChange<R> | undefined, c: SideCha
   if (!e && !c) return;
 
   const base = m.base ?? undefined;
-  const merge = base ? new FieldMerge(base, exchangeOnly) : undefined;
+  const merge = base ? new FieldMerge(base, exchangeOnly, normalizeMerged) : undefined;
   // A change equal to the base (or, without a base, to the mapping's fingerprint) is an echo of our own write or
   // a no-op edit. Exchange-only fields (kept in the base for Exchange's sake) are not a change the CRM must see.
   const exDelta = merge && e && !e.removed ? merge.delta(e.record as Record<string, unknown>, 'exchange') : undefined;
@@ -488,7 +494,11 @@ const same = (a: unknown, b: unknown) => canonicalJson(a) === canonicalJson(b);
  * the base; fields only Exchange holds never count as a CRM change (the CRM record simply lacks them).
  */
 class FieldMerge {
-  constructor(readonly base: Rec, readonly exchangeOnly: readonly string[]) {}
+  constructor(
+    readonly base: Rec,
+    readonly exchangeOnly: readonly string[],
+    readonly normalize: (rec: Rec) => Rec = (rec) => rec,
+  ) {}
   private keys(...recs: Rec[]): string[] {
     return [...new Set(recs.flatMap((r) => Object.keys(r)))].sort(sortKey);
   }
@@ -533,12 +543,13 @@ function mergeFields<R>(m: MappingState, E: SideChange<R>, C: SideChange<R>, mer
     resolveConflict(m, E, C, policy, out.ops, out.conflicts);
     return;
   }
-  const merged: Rec = { ...merge.base };
+  const picked: Rec = { ...merge.base };
   for (const k of new Set([...exD, ...crmD])) {
     const from = clashes.includes(k) ? (winner === 'crm' ? crm : ex) : exD.has(k) ? ex : crm;
-    if (from[k] === undefined) delete merged[k];
-    else merged[k] = from[k];
+    if (from[k] === undefined) delete picked[k];
+    else picked[k] = from[k];
   }
+  const merged = merge.normalize(picked);
   const base: Rec = { ...merged };
   const writes: Array<Extract<Operation<R>, { kind: 'update' }> & { need: string[] }> = [];
   for (const side of ['exchange', 'crm'] as Side[]) {

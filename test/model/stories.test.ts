@@ -259,6 +259,23 @@ test('4c. a CRM user adds a second email while the Outlook user removes the only
   assert.equal(conflicts.rows.length, 0, 'no conflict: the two edits were of different slots');
 });
 
+test('4d. two mailboxes: B removes the only email while a CRM user adds a second (A also edits): the added address is kept once, the removed one is gone', async () => {
+  // Merged field by field across two mailboxes, the slots came out as the added address twice, on every side
+  // (found by the stress search, seed 1403556898): a merge now closes gaps and drops repeats, as validation does.
+  const run = await story({ mailboxes: ['A', 'B'], batchSize: 1 });
+  const w = run.world;
+  const r1 = await w.createInCrm('A');
+  await settled(run, 30);
+  w.editOutlook('A', r1, 'firstName', null);
+  w.editOutlook('B', r1, 'email', null);
+  await w.editCrm(r1, 'email2', 'r1.added@example.org');
+  await settled(run, 30);
+  const [row] = await crmByTag(r1.tag);
+  const slots = (m: 'A' | 'B') => (w.outlookCopy(m, r1)!.emailAddresses as Array<{ address: string }>).map((e) => e.address);
+  assert.deepEqual([row.email, row.email2, row.email3], ['r1.added@example.org', null, null]);
+  for (const m of ['A', 'B'] as const) assert.deepEqual(slots(m), ['r1.added@example.org'], `Outlook ${m}`);
+});
+
 test('5. merge by email when the first Exchange round is longer than the batch size: six per side, all linked', async () => {
   // Both sides hold the same six people before the first sync; the first round takes three cycles of two.
   const run = await story({ batchSize: 2 });

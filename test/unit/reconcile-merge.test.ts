@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { reconcile, type MappingState, type SideChange } from '../../src/domain/reconcile';
-import { graphContactPatch, type ContactRecord } from '../../src/domain/contact';
+import { closeEmailSlots, graphContactPatch, type ContactRecord } from '../../src/domain/contact';
 import { syncedFingerprint } from '../../src/domain/planning';
 
 const BASE: ContactRecord = { firstName: 'Ada', lastName: 'Lovelace', jobTitle: 'Start', phone: '1' };
@@ -30,6 +30,26 @@ describe('three-way merge against the base', () => {
     // The Exchange write carries the phone; until the CRM write lands, the job title is not yet agreed.
     assert.deepEqual(toEx?.kind === 'update' && toEx.base, { ...BASE, phone: '2' });
     assert.deepEqual(toCrm?.kind === 'update' && toCrm.base, { ...BASE, jobTitle: 'Outlook' });
+  });
+
+  it('email slots merged field by field are closed up as Outlook holds them: no gap, no repeat (stories 4c, 4d)', () => {
+    const m2 = { ...mapping, base: { ...BASE, email: 'old@example.org' } as Record<string, unknown> };
+    const plan = (e: ContactRecord, c: ContactRecord, normalize?: (r: Record<string, unknown>) => Record<string, unknown>) =>
+      reconcile<ContactRecord>({ exchange: [ch('e1', e)], crm: [ch('c1', c)], mappings: [m2], exchangeOnly: ['displayName', 'otherPhones'], normalizeMerged: normalize, policy: { direction: 'both', conflict: 'crm-wins', deleteVsUpdate: 'keep-updated' } });
+    const slots = (r: ReturnType<typeof plan>) => r.operations.flatMap((o) => (o.kind === 'update' ? [[o.record.email, o.record.email2, o.record.email3]] : []));
+    const x = 'x@example.org';
+    // A gap: Outlook clears its only address while the CRM adds a second.
+    const gap = [{ ...BASE }, { ...BASE, email: 'old@example.org', email2: x }] as const;
+    assert.deepEqual(slots(plan(...gap)), [[undefined, x, undefined], [undefined, x, undefined]], 'picked field by field: a gap');
+    const closed = (r: ReturnType<typeof plan>) => {
+      assert.ok(slots(r).length > 0, 'a write');
+      for (const s of slots(r)) assert.deepEqual(s, [x, undefined, undefined]);
+    };
+    closed(plan(...gap, closeEmailSlots));
+    // A repeat: Outlook adds a second address while the CRM puts the same one first.
+    const repeat = [{ ...BASE, email: 'old@example.org', email2: x }, { ...BASE, email: x }] as const;
+    assert.deepEqual(slots(plan(...repeat)), [[x, x, undefined], [x, x, undefined]], 'picked field by field: a repeat');
+    closed(plan(...repeat, closeEmailSlots)); // the CRM holds that already: only Outlook is written
   });
 
   it('the same field changed on both sides goes to the conflict rule, and only that field', () => {
