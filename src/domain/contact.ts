@@ -81,15 +81,14 @@ export function validateContact(input: ContactRecord): Result<ContactRecord> {
     }
     out[f] = v;
   }
-  // Outlook's email slots have no gaps: a cleared first address moves the others up, on both sides alike.
-  const emails = [out.email, out.email2, out.email3].filter((e): e is string => !!e);
-  [out.email, out.email2, out.email3] = [emails[0], emails[1], emails[2]];
+  // Outlook's email slots have no gaps: a cleared first address moves the others up, on both sides alike; an
+  // address in two slots is kept once.
+  for (const f of ['email', 'email2', 'email3'] as const) if (out[f]) out[f] = out[f]!.toLowerCase();
+  const slots = closeEmailSlots(out);
   for (const f of ['email', 'email2', 'email3'] as const) {
-    if (out[f] === undefined) delete out[f];
-    const v = out[f];
-    if (!v) continue;
-    out[f] = v.toLowerCase();
-    if (!EMAIL.test(out[f]!)) return fail(`field ${f} "${out[f]}" is not a valid email address: correct or clear it`);
+    if (slots[f] === undefined) delete out[f];
+    else out[f] = slots[f];
+    if (out[f] !== undefined && !EMAIL.test(out[f]!)) return fail(`field ${f} "${out[f]}" is not a valid email address: correct or clear it`);
   }
   const display = clean(input.displayName);
   if (display !== undefined && display !== contactLabel(out)) out.displayName = display.slice(0, CONTACT_FIELD_LIMITS.firstName);

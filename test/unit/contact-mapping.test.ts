@@ -291,6 +291,10 @@ describe('contact mapping: writes clear what the record does not have', () => {
     assert.deepEqual(value(fromGraphContact(toGraphContact({ lastName: 'L', email2: 'b@example.org' }))), { lastName: 'L', email: 'b@example.org' });
   });
 
+  it('an address in two slots is kept once (in any case), the others moving up', () => {
+    assert.deepEqual(value(fromCrmContact({ last_name: 'L', email: 'A@example.org', email2: 'a@example.org', email3: 'c@example.org' })), { lastName: 'L', email: 'a@example.org', email2: 'c@example.org' });
+  });
+
   it('toCrmContact writes every column, cleared ones as null', () => {
     const row = toCrmContact({ company: 'AE' });
     assert.equal(Object.keys(row).length, CONTACT_FIELDS.length);
