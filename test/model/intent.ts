@@ -38,6 +38,11 @@ interface Deletion {
   contested: boolean;
   /** Contested only by edits made afterwards (none pending when the user deleted). */
   contestedLater: boolean;
+  /**
+   * Contested, when the user deleted, only by edits of fields the deleting CRM user had edited too, unseen by
+   * each other: conflicts the CRM wins under the model's policy (crm-wins), so none of those edits would stand.
+   */
+  overruled: boolean;
   /** Per `side|field` edited afterwards by another side: the value that side held before its first such edit. */
   editedAfter: Map<string, Value>;
 }
@@ -150,8 +155,13 @@ export class Intent {
 
   deleted(rec: RecordIntent, side: Side, before: Snapshot): void {
     let contested = false;
+    let overruled = true;
     for (const [field, edits] of rec.live) {
-      if (edits.some((e) => e.side !== side && before[field] !== e.value)) contested = true;
+      if (edits.some((e) => e.side !== side && before[field] !== e.value)) {
+        contested = true;
+        // Live edits of one field are concurrent: with one by the CRM among them, crm-wins decides for it.
+        if (side !== 'crm' || !edits.some((e) => e.side === 'crm')) overruled = false;
+      }
       const others = edits.filter((e) => e.side !== side);
       if (others.length === edits.length) continue;
       if (others.length) rec.live.set(field, others);
@@ -160,7 +170,7 @@ export class Intent {
         rec.loose.add(field);
       }
     }
-    rec.deletions.push({ side, seq: this.next(), contested, contestedLater: false, editedAfter: new Map() });
+    rec.deletions.push({ side, seq: this.next(), contested, contestedLater: false, overruled: contested && overruled, editedAfter: new Map() });
   }
 
   leftScope(rec: RecordIntent, crm: Snapshot): void {
@@ -180,7 +190,10 @@ export class Intent {
     // Every edit made after the delete was undone by its own side: the synced fields are what the deleting user
     // saw, so there is nothing for keep-updated to keep and the delete may stand (stories.test.ts 2e); a cycle
     // that ran while an edit was in place may have kept the record for it, which is fair too.
-    return last.contestedLater && this.undone(rec, last) ? 'either' : 'alive';
+    // Likewise when the only edits pending at the delete lose their conflict to the deleting CRM user's own edits
+    // (stories.test.ts 2f): a sync that read the CRM edit before the delete settles the conflict, and the delete
+    // then meets no edit; one that read the delete first keeps the record for the Outlook edit (keep-updated).
+    return (last.contestedLater || last.overruled) && this.undone(rec, last) ? 'either' : 'alive';
   }
 
   private undone(rec: RecordIntent, d: Deletion): boolean {

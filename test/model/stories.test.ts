@@ -166,6 +166,25 @@ test('2e. an Outlook delete while a CRM user edits a field and undoes the edit: 
   assert.equal(outlookByTag(run, r1.tag).length, 0, 'and not restored in Outlook');
 });
 
+test('2f. an Outlook edit that loses its conflict to a CRM edit, then the CRM contact deleted before the plan: the delete stands', async () => {
+  // crm-wins settles the edits of jobTitle for the CRM's; the CRM user who then deletes saw every value that would
+  // stand, so keep-updated has nothing to keep (found by the stress search, seed 249657252). Had the sync read the
+  // delete before the CRM edit, it would have kept the contact for the Outlook edit (2c): the model allows both.
+  const run = await story();
+  const w = run.world;
+  const r1 = await w.createInCrm('A');
+  await settled(run);
+  w.editOutlook('A', r1, 'jobTitle', 'From Outlook');
+  await w.editCrm(r1, 'jobTitle', 'From CRM');
+  await runUntil(run, 'plan');
+  await w.deleteInCrm(r1);
+  await settled(run);
+  assert.deepEqual(await crmByTag(r1.tag), [], 'the CRM contact stays deleted');
+  assert.equal(outlookByTag(run, r1.tag).length, 0, 'and its Outlook copy is removed');
+  const c = await conflictsOf(r1.tag);
+  assert.ok(c.some((x) => x.exchange_version?.jobTitle === 'From Outlook'), `the losing Outlook edit is on record as a conflict (conflicts: ${JSON.stringify(c)})`);
+});
+
 test('3. an Outlook edit racing a CRM write in a cycle that carries operations over the batch size: CRM wins at quiescence', async () => {
   // The cycle that meets the 412 also carries writes over the batch size (2 of 5): the re-plan it asks for must
   // survive the carry-over, or the user's Outlook edit wins by default next cycle.
