@@ -36,13 +36,12 @@ interface Deletion {
   seq: number;
   /** An edit of another side the deleting user could not see, or made afterwards: the record must survive (keep-updated). */
   contested: boolean;
-  /** Contested only by edits made afterwards (none pending when the user deleted). */
-  contestedLater: boolean;
   /**
-   * Contested, when the user deleted, only by edits of fields the deleting CRM user had edited too, unseen by
-   * each other: conflicts the CRM wins under the model's policy (crm-wins), so none of those edits would stand.
+   * No edit pending when the user deleted would stand against the delete: none contested it, or only edits of
+   * fields the deleting CRM user had edited too, unseen by each other (conflicts the CRM wins under the model's
+   * policy, crm-wins). Then only edits made afterwards can keep the record.
    */
-  overruled: boolean;
+  settledAtDelete: boolean;
   /** Per `side|field` edited afterwards by another side: the value that side held before its first such edit. */
   editedAfter: Map<string, Value>;
 }
@@ -146,7 +145,6 @@ export class Intent {
     rec.loose.delete(field);
     for (const d of rec.deletions) {
       if (d.side === side) continue;
-      if (!d.contested) d.contestedLater = true;
       d.contested = true;
       const key = `${side}|${field}`;
       if (!d.editedAfter.has(key)) d.editedAfter.set(key, before[field] ?? null);
@@ -155,12 +153,12 @@ export class Intent {
 
   deleted(rec: RecordIntent, side: Side, before: Snapshot): void {
     let contested = false;
-    let overruled = true;
+    let settled = true;
     for (const [field, edits] of rec.live) {
       if (edits.some((e) => e.side !== side && before[field] !== e.value)) {
         contested = true;
         // Live edits of one field are concurrent: with one by the CRM among them, crm-wins decides for it.
-        if (side !== 'crm' || !edits.some((e) => e.side === 'crm')) overruled = false;
+        if (side !== 'crm' || !edits.some((e) => e.side === 'crm')) settled = false;
       }
       const others = edits.filter((e) => e.side !== side);
       if (others.length === edits.length) continue;
@@ -170,7 +168,7 @@ export class Intent {
         rec.loose.add(field);
       }
     }
-    rec.deletions.push({ side, seq: this.next(), contested, contestedLater: false, overruled: contested && overruled, editedAfter: new Map() });
+    rec.deletions.push({ side, seq: this.next(), contested, settledAtDelete: settled, editedAfter: new Map() });
   }
 
   leftScope(rec: RecordIntent, crm: Snapshot): void {
@@ -187,13 +185,11 @@ export class Intent {
     const last = rec.deletions[rec.deletions.length - 1];
     if (!last) return 'alive';
     if (!last.contested) return 'gone';
-    // Every edit made after the delete was undone by its own side: the synced fields are what the deleting user
-    // saw, so there is nothing for keep-updated to keep and the delete may stand (stories.test.ts 2e); a cycle
-    // that ran while an edit was in place may have kept the record for it, which is fair too.
-    // Likewise when the only edits pending at the delete lose their conflict to the deleting CRM user's own edits
-    // (stories.test.ts 2f): a sync that read the CRM edit before the delete settles the conflict, and the delete
-    // then meets no edit; one that read the delete first keeps the record for the Outlook edit (keep-updated).
-    return (last.contestedLater || last.overruled) && this.undone(rec, last) ? 'either' : 'alive';
+    // Nothing pending at the delete would stand against it, and every edit made after it was undone by its own
+    // side: keep-updated has nothing to keep, and the delete may stand (stories.test.ts 2e, 2f). A cycle that
+    // read an edit in place (2e), or the delete before the CRM edit that overrules the pending one (2f), may
+    // fairly have kept the record for it.
+    return last.settledAtDelete && this.undone(rec, last) ? 'either' : 'alive';
   }
 
   private undone(rec: RecordIntent, d: Deletion): boolean {
