@@ -3,7 +3,6 @@
  * emulator reached through @microsoft/microsoft-graph-client + @azure/msal-node, and a cxsync worker.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -20,23 +19,15 @@ import type { ActivitySettings } from '../../src/activities/mailbox-activities';
 import { createWorker } from '../../src/worker/worker';
 import { freshDatabase } from './database';
 import { waitForCrmFeed } from '../model/settle';
+import { freePort } from './ports';
+
+export { freePort };
 
 // Worker lifecycle chatter drowns test output; warnings and errors still show.
 try {
   Runtime.install({ logger: new DefaultLogger('WARN') });
 } catch {
   /* already installed by another helper in this process */
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
 }
 
 export async function startTemporal(): Promise<{ env: TestWorkflowEnvironment; address: string }> {

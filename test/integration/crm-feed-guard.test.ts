@@ -9,7 +9,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +19,7 @@ import { migrationProvider } from '../../src/db/migrations';
 import type { Database } from '../../src/db/schema';
 import { checkWatermark, currentOrigin, purgeTombstones, tombstonesSince, type FeedTable } from '../../src/activities/crm/feed-guard';
 import { freshDatabase } from '../helpers/database';
+import { freePort } from '../helpers/ports';
 
 const EPOCH = 1n << 32n;
 const plus = (x: string, n: bigint) => (BigInt(x) + n).toString();
@@ -383,17 +383,6 @@ function run(file: string, args: string[], asPostgres = false): string {
   const r = spawnSync(cmd, argv, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${path.basename(file)} ${args.join(' ')} failed (${r.status}): ${r.stderr || r.stdout}`);
   return r.stdout;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** A new PostgreSQL cluster (initdb), its transaction counter moved to `epoch` before its first start. */

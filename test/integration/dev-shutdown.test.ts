@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { ROOT } from '../helpers/cli';
-import { freePort } from '../helpers/stack';
+import { freePort } from '../helpers/ports';
 import { isListening } from '../../src/util/net';
 
 /** The processes whose parent is `pid`. */

@@ -7,27 +7,16 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { sql } from 'kysely';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Stack } from '../helpers/stack';
+import { freePort } from '../helpers/ports';
 import { createMailboxActivities } from '../../src/activities/mailbox-activities';
 import { DEFAULT_ACTIVITY_SETTINGS } from '../../src/worker/worker';
 import { startMetricsServer, TEMPORAL_SDK_METRICS, temporalMetricsExporter, type MetricsServer } from '../../src/worker/metrics';
 
 const ANNA = 'anna@contoso.com';
 const BROKEN = 'broken@contoso.com';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 interface Sample {
   name: string;
