@@ -37,13 +37,13 @@ interface Deletion {
   /** An edit of another side the deleting user could not see, or made afterwards: the record must survive (keep-updated). */
   contested: boolean;
   /**
-   * No edit pending when the user deleted would stand against the delete: none contested it, or only edits of
-   * fields the deleting CRM user had edited too, unseen by each other (conflicts the CRM wins under the model's
-   * policy, crm-wins). Then only edits made afterwards can keep the record.
+   * Per `side|field`, the edits of another side that stand against the delete, and the value that side must hold
+   * again for the delete to lose nothing: for an edit pending at the delete, the value the deleting user saw; for
+   * one made afterwards, the value that side held before its first such edit. An edit pending at the delete of a
+   * field the deleting CRM user had edited too, unseen by each other, is not here: crm-wins settles that field
+   * for the CRM's value (story 2f).
    */
-  settledAtDelete: boolean;
-  /** Per `side|field` edited afterwards by another side: the value that side held before its first such edit. */
-  editedAfter: Map<string, Value>;
+  against: Map<string, Value>;
 }
 
 /** User data cxsync does not sync, where the user put it; it must still be there if that copy still is. */
@@ -147,18 +147,19 @@ export class Intent {
       if (d.side === side) continue;
       d.contested = true;
       const key = `${side}|${field}`;
-      if (!d.editedAfter.has(key)) d.editedAfter.set(key, before[field] ?? null);
+      if (!d.against.has(key)) d.against.set(key, before[field] ?? null);
     }
   }
 
   deleted(rec: RecordIntent, side: Side, before: Snapshot): void {
     let contested = false;
-    let settled = true;
+    const against = new Map<string, Value>();
     for (const [field, edits] of rec.live) {
-      if (edits.some((e) => e.side !== side && before[field] !== e.value)) {
+      const unseen = edits.filter((e) => e.side !== side && before[field] !== e.value);
+      if (unseen.length) {
         contested = true;
         // Live edits of one field are concurrent: with one by the CRM among them, crm-wins decides for it.
-        if (side !== 'crm' || !edits.some((e) => e.side === 'crm')) settled = false;
+        if (side !== 'crm' || !edits.some((e) => e.side === 'crm')) for (const e of unseen) against.set(`${e.side}|${field}`, before[field] ?? null);
       }
       const others = edits.filter((e) => e.side !== side);
       if (others.length === edits.length) continue;
@@ -168,7 +169,7 @@ export class Intent {
         rec.loose.add(field);
       }
     }
-    rec.deletions.push({ side, seq: this.next(), contested, settledAtDelete: settled, editedAfter: new Map() });
+    rec.deletions.push({ side, seq: this.next(), contested, against });
   }
 
   leftScope(rec: RecordIntent, crm: Snapshot): void {
@@ -185,15 +186,14 @@ export class Intent {
     const last = rec.deletions[rec.deletions.length - 1];
     if (!last) return 'alive';
     if (!last.contested) return 'gone';
-    // Nothing pending at the delete would stand against it, and every edit made after it was undone by its own
-    // side: keep-updated has nothing to keep, and the delete may stand (stories.test.ts 2e, 2f). A cycle that
-    // read an edit in place (2e), or the delete before the CRM edit that overrules the pending one (2f), may
-    // fairly have kept the record for it.
-    return last.settledAtDelete && this.undone(rec, last) ? 'either' : 'alive';
+    // Every edit that stood against the delete was undone by its own side: keep-updated has nothing to keep, and
+    // the delete may stand (stories.test.ts 2e, 2g). A cycle that read an edit in place (2e, 2g), or the delete
+    // before the CRM edit that overrules a pending one (2f), may fairly have kept the record for it.
+    return this.undone(rec, last) ? 'either' : 'alive';
   }
 
   private undone(rec: RecordIntent, d: Deletion): boolean {
-    for (const [key, held] of d.editedAfter) {
+    for (const [key, held] of d.against) {
       const [side, field] = key.split('|');
       const mine = (rec.history.get(field) ?? []).filter((e) => e.side === side && e.seq > d.seq);
       if (mine[mine.length - 1]?.value !== held) return false;

@@ -185,6 +185,23 @@ test('2f. an Outlook edit that loses its conflict to a CRM edit, then the CRM co
   assert.ok(c.some((x) => x.exchange_version?.jobTitle === 'From Outlook'), `the losing Outlook edit is on record as a conflict (conflicts: ${JSON.stringify(c)})`);
 });
 
+test('2g. an Outlook edit, the CRM contact deleted, then the Outlook edit undone before the sync reads it: the delete stands', async () => {
+  // The Outlook copy changed twice but its synced fields are back to what the CRM user saw when deleting: there is
+  // no edit for keep-updated to keep (found by the stress search, seed 716977062). A cycle that read the edit in
+  // between would have kept the contact for it (2c); the model allows both.
+  const run = await story();
+  const w = run.world;
+  const r1 = await w.createInCrm('A');
+  await settled(run);
+  const [before] = outlookByTag(run, r1.tag);
+  w.editOutlook('A', r1, 'department', 'For a moment');
+  await w.deleteInCrm(r1);
+  w.editOutlook('A', r1, 'department', (before.department as string | undefined) ?? null);
+  await settled(run);
+  assert.deepEqual(await crmByTag(r1.tag), [], 'the CRM contact stays deleted');
+  assert.equal(outlookByTag(run, r1.tag).length, 0, 'and its Outlook copy is removed');
+});
+
 test('3. an Outlook edit racing a CRM write in a cycle that carries operations over the batch size: CRM wins at quiescence', async () => {
   // The cycle that meets the 412 also carries writes over the batch size (2 of 5): the re-plan it asks for must
   // survive the carry-over, or the user's Outlook edit wins by default next cycle.
